@@ -1,0 +1,201 @@
+//! Aggregation of reported figures over time and up the unit tree (domain.md).
+//!
+//! Over time, per unit: a period reported directly is taken as it is; otherwise a stock takes
+//! its latest sub-period with a value and a flow sums its sub-periods, recursively (a year from
+//! its halves, a half from its quarters, a quarter from its months), so no month is counted
+//! twice. Up the tree: counts sum, ratios sum numerators and denominators, and a percent is the
+//! value of the one unit the catalog names as its reporter.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+
+use crate::codes::UnitCode;
+use crate::figure::{Figure, IndicatorKind, TimeAggregation};
+use crate::period::Period;
+
+/// One unit's figure for `period`, from what it reported for that period and the ones inside.
+pub fn resolve_over_time(
+    period: Period,
+    time: TimeAggregation,
+    reported: &BTreeMap<Period, Figure>,
+) -> Option<Figure> {
+    if let Some(figure) = reported.get(&period) {
+        return Some(*figure);
+    }
+    let children = period.children();
+    match time {
+        TimeAggregation::Stock => children
+            .into_iter()
+            .rev()
+            .find_map(|child| resolve_over_time(child, time, reported)),
+        TimeAggregation::Flow => children
+            .into_iter()
+            .filter_map(|child| resolve_over_time(child, time, reported))
+            .try_fold(None::<Figure>, |total, figure| match total {
+                None => Some(Some(figure)),
+                Some(total) => total.add(figure).map(Some),
+            })
+            .flatten(),
+    }
+}
+
+/// An indicator's figure over a set of units (a subtree), and how many of them it rests on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aggregate {
+    pub figure: Option<Figure>,
+    /// Units whose own figure went into the aggregate.
+    pub reporting_units: u32,
+}
+
+/// Aggregates the units' resolved figures of one indicator.
+///
+/// `reporter` is the unit a percent indicator is taken from; it is ignored for the other kinds.
+/// Sums that overflow `i64` leave the aggregate without a figure rather than wrapping.
+pub fn aggregate_units<U: PartialEq>(
+    kind: IndicatorKind,
+    reporter: Option<&U>,
+    figures: impl IntoIterator<Item = (U, Figure)>,
+) -> Aggregate {
+    let mut aggregate = Aggregate { figure: None, reporting_units: 0 };
+    let mut overflowed = false;
+    for (unit, figure) in figures {
+        match kind {
+            IndicatorKind::Percent => {
+                if reporter == Some(&unit) {
+                    aggregate.figure = Some(figure);
+                    aggregate.reporting_units = 1;
+                }
+            }
+            IndicatorKind::Count | IndicatorKind::Ratio => {
+                aggregate.reporting_units += 1;
+                aggregate.figure = match aggregate.figure {
+                    None => Some(figure),
+                    Some(total) => {
+                        let sum = total.add(figure);
+                        overflowed |= sum.is_none();
+                        sum
+                    }
+                };
+            }
+        }
+    }
+    if overflowed {
+        aggregate.figure = None;
+    }
+    aggregate
+}
+
+/// The unit tree, held in memory: small even at national scale (about 11,000 units).
+#[derive(Debug, Clone, Default)]
+pub struct UnitTree {
+    parents: HashMap<UnitCode, Option<UnitCode>>,
+    children: HashMap<UnitCode, Vec<UnitCode>>,
+}
+
+impl UnitTree {
+    /// Builds the tree from (unit, parent) pairs; children keep the order given.
+    pub fn new(units: impl IntoIterator<Item = (UnitCode, Option<UnitCode>)>) -> Self {
+        let mut tree = UnitTree::default();
+        for (unit, parent) in units {
+            if let Some(parent) = &parent {
+                tree.children.entry(parent.clone()).or_default().push(unit.clone());
+            }
+            tree.parents.insert(unit, parent);
+        }
+        tree
+    }
+
+    pub fn contains(&self, unit: &UnitCode) -> bool {
+        self.parents.contains_key(unit)
+    }
+
+    pub fn children(&self, unit: &UnitCode) -> &[UnitCode] {
+        self.children.get(unit).map_or(&[], Vec::as_slice)
+    }
+
+    /// The unit and everything below it, the unit first.
+    pub fn subtree(&self, unit: &UnitCode) -> Vec<UnitCode> {
+        let mut all = vec![unit.clone()];
+        let mut index = 0;
+        while index < all.len() {
+            all.extend(self.children(&all[index]).iter().cloned());
+            index += 1;
+        }
+        all
+    }
+
+    /// Whether `unit` is `ancestor` or lies below it.
+    pub fn is_within(&self, unit: &UnitCode, ancestor: &UnitCode) -> bool {
+        let mut current = Some(unit);
+        while let Some(code) = current {
+            if code == ancestor {
+                return true;
+            }
+            current = self.parents.get(code).and_then(Option::as_ref);
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ratio(numerator: i64, denominator: i64) -> Figure {
+        Figure::Ratio { numerator, denominator }
+    }
+
+    #[test]
+    fn district_ratio_is_sum_over_sum_not_mean_of_percentages() {
+        // A commune of 15 people at 100% and one of 150 at 50%.
+        let aggregate = aggregate_units(IndicatorKind::Ratio, None::<&u8>, [(1u8, ratio(15, 15)), (2, ratio(75, 150))]);
+        assert_eq!(aggregate.figure, Some(ratio(90, 165)));
+        assert!((aggregate.figure.map(Figure::value).unwrap_or_default() - 54.545).abs() < 1e-3);
+        assert_eq!(aggregate.reporting_units, 2);
+    }
+
+    #[test]
+    fn counts_sum_and_percents_come_from_their_reporter() {
+        let counts = aggregate_units(IndicatorKind::Count, None::<&u8>, [(1u8, Figure::Count(17)), (2, Figure::Count(19))]);
+        assert_eq!(counts.figure, Some(Figure::Count(36)));
+        let reporter = 7u8;
+        let percent = aggregate_units(IndicatorKind::Percent, Some(&reporter), [(3u8, Figure::Percent(10.0)), (7, Figure::Percent(27.4))]);
+        assert_eq!(percent.figure, Some(Figure::Percent(27.4)));
+        let absent = aggregate_units(IndicatorKind::Percent, Some(&reporter), [(3u8, Figure::Percent(10.0))]);
+        assert_eq!(absent.figure, None);
+    }
+
+    #[test]
+    fn stocks_take_the_latest_and_flows_sum_without_double_counting() {
+        let year = Period::Year(2023);
+        let reported: BTreeMap<Period, Figure> = [
+            (Period::Half(2023, 1), Figure::Count(10)),
+            (Period::Quarter(2023, 3), Figure::Count(4)),
+            (Period::Month(2023, 10), Figure::Count(1)),
+            (Period::Month(2023, 12), Figure::Count(2)),
+        ]
+        .into();
+        assert_eq!(resolve_over_time(year, TimeAggregation::Stock, &reported), Some(Figure::Count(2)));
+        assert_eq!(resolve_over_time(year, TimeAggregation::Flow, &reported), Some(Figure::Count(10 + 4 + 1 + 2)));
+        // A year reported directly wins over its sub-periods.
+        let mut direct = reported.clone();
+        direct.insert(year, Figure::Count(99));
+        assert_eq!(resolve_over_time(year, TimeAggregation::Flow, &direct), Some(Figure::Count(99)));
+        assert_eq!(resolve_over_time(Period::Year(2024), TimeAggregation::Stock, &reported), None);
+    }
+
+    #[test]
+    fn tree_walks() {
+        let code = |c: &str| UnitCode::parse(c).unwrap_or_else(|e| panic!("{e}"));
+        let tree = UnitTree::new([
+            (code("ROOT"), None),
+            (code("A"), Some(code("ROOT"))),
+            (code("A1"), Some(code("A"))),
+            (code("B"), Some(code("ROOT"))),
+        ]);
+        assert_eq!(tree.subtree(&code("ROOT")).len(), 4);
+        assert_eq!(tree.children(&code("ROOT")), &[code("A"), code("B")]);
+        assert!(tree.is_within(&code("A1"), &code("ROOT")));
+        assert!(!tree.is_within(&code("A1"), &code("B")));
+    }
+}

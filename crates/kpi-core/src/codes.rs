@@ -1,0 +1,115 @@
+//! Codes that identify units, indicators and resolutions.
+//!
+//! Each is a newtype that can only hold a well-formed code, so code past the parsing boundary
+//! (gRPC request, workbook cell, catalog file) never re-checks them.
+
+use std::fmt;
+
+/// Why a code was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    #[error("{kind} code is empty")]
+    Empty { kind: &'static str },
+    #[error("{kind} code {code:?} is longer than {max} characters")]
+    TooLong { kind: &'static str, code: String, max: usize },
+    #[error("{kind} code {code:?} may only hold {allowed}")]
+    BadCharacter { kind: &'static str, code: String, allowed: &'static str },
+}
+
+fn check(
+    kind: &'static str,
+    raw: &str,
+    max: usize,
+    allowed: &'static str,
+    is_allowed: fn(char) -> bool,
+) -> Result<String, CodeError> {
+    let code = raw.trim();
+    if code.is_empty() {
+        return Err(CodeError::Empty { kind });
+    }
+    if code.chars().count() > max {
+        return Err(CodeError::TooLong { kind, code: code.to_owned(), max });
+    }
+    if !code.chars().all(is_allowed) {
+        return Err(CodeError::BadCharacter { kind, code: code.to_owned(), allowed });
+    }
+    Ok(code.to_owned())
+}
+
+fn is_code_char(ch: char) -> bool {
+    ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_' || ch == '-'
+}
+
+macro_rules! code_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:literal, $allowed:literal, $is_allowed:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses a code exactly as written, apart from surrounding white space.
+            pub fn parse(raw: &str) -> Result<Self, CodeError> {
+                check($kind, raw, $max, $allowed, $is_allowed).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+code_type!(
+    /// A unit's registry code, such as `BANGTHANH`: ASCII upper-case letters, digits, `_`, `-`.
+    UnitCode, "unit", 32, "A-Z, 0-9, '_' and '-'", is_code_char
+);
+code_type!(
+    /// An indicator's catalog code, such as `B05`.
+    IndicatorCode, "indicator", 16, "A-Z, 0-9, '_' and '-'", is_code_char
+);
+code_type!(
+    /// A resolution's code, such as `09-NQ/HU`.
+    ResolutionCode, "resolution", 64, "A-Z, 0-9, '_', '-', '.' and '/'",
+    |ch| is_code_char(ch) || ch == '/' || ch == '.'
+);
+
+impl UnitCode {
+    /// Parses a code as people type it in a form: case does not matter.
+    pub fn parse_lenient(raw: &str) -> Result<Self, CodeError> {
+        Self::parse(&raw.trim().to_ascii_uppercase())
+    }
+}
+
+impl IndicatorCode {
+    /// Parses a code as people type it in a form: case does not matter.
+    pub fn parse_lenient(raw: &str) -> Result<Self, CodeError> {
+        Self::parse(&raw.trim().to_ascii_uppercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_parse_and_refuse() {
+        assert_eq!(UnitCode::parse("BANGTHANH").map(|c| c.to_string()), Ok("BANGTHANH".into()));
+        assert!(matches!(UnitCode::parse(""), Err(CodeError::Empty { .. })));
+        assert!(matches!(UnitCode::parse("bang thanh"), Err(CodeError::BadCharacter { .. })));
+        assert_eq!(IndicatorCode::parse_lenient(" a07 ").map(|c| c.to_string()), Ok("A07".into()));
+        assert!(ResolutionCode::parse("09-NQ/HU").is_ok());
+        assert!(matches!(UnitCode::parse(&"X".repeat(33)), Err(CodeError::TooLong { .. })));
+    }
+}

@@ -1,0 +1,22 @@
+//! The domain of the KPI tracker: codes, periods, figures, the catalog, and the rules that
+//! turn reported figures into KPIs (aggregation up the unit tree and over time, achievement
+//! against targets).
+//!
+//! This crate does no IO and knows nothing of databases, gRPC or spreadsheets, so every rule
+//! here is tested with plain values and shared unchanged by the importer and the server.
+
+pub mod aggregate;
+pub mod catalog;
+pub mod codes;
+pub mod figure;
+pub mod number;
+pub mod period;
+pub mod target;
+pub mod text;
+
+pub use aggregate::{Aggregate, UnitTree};
+pub use catalog::{Catalog, CatalogError};
+pub use codes::{CodeError, IndicatorCode, ResolutionCode, UnitCode};
+pub use figure::{Direction, Figure, IndicatorKind, TimeAggregation};
+pub use period::{Period, PeriodError};
+pub use target::{Evaluation, Status, Target, evaluate};
