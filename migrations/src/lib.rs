@@ -1,0 +1,20 @@
+//! Schema migrations of the KPI tracker.
+//!
+//! Migrations describe tables with sea-query's portable builders and never import entity
+//! types, so an old migration keeps meaning what it meant when entities change, and every
+//! migration runs unchanged on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_schema;
+
+/// The ordered list of migrations; `Migrator::up` applies the ones a database lacks.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_create_schema::Migration)]
+    }
+}

@@ -7,7 +7,6 @@
 //! value of the one unit the catalog names as its reporter.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
 
 use crate::codes::UnitCode;
 use crate::figure::{Figure, IndicatorKind, TimeAggregation};

@@ -1,0 +1,4 @@
+//! The batch importer of commune report workbooks.
+
+pub mod issues;
+pub mod workbook;

@@ -1,0 +1,35 @@
+//! Persistence of the KPI tracker: connecting to SQLite or PostgreSQL, migrating, loading the
+//! catalog, writing imported revisions atomically, and answering the KPI queries.
+//!
+//! Every public method takes and returns domain types from `kpi-core`; sea-orm entities stay
+//! inside this crate.
+
+mod catalog_sync;
+mod connection;
+mod entity;
+mod error;
+mod kpis;
+mod revisions;
+mod snapshot;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+pub use catalog_sync::CatalogChanges;
+pub use connection::{DEFAULT_DATABASE_URL, Store};
+pub use error::StoreError;
+pub use kpis::{Completeness, Kpi};
+pub use revisions::{CurrentRevision, NewRevision, NewValue, RevisionInfo, StoredIssue, WriteOutcome};
+pub use snapshot::{IndicatorInfo, Snapshot, TargetInfo, UnitInfo};
+
+/// The catalog shipped with the programs: Resolution 09-NQ/HU of the Pác Nặm district.
+pub const SHIPPED_CATALOG: &str = include_str!("../../../catalog/pac-nam-09-nq-hu.toml");
+
+/// Reads the catalog file at `path`, or the shipped one when `path` is `None`.
+pub fn load_catalog_file(path: Option<&std::path::Path>) -> Result<kpi_core::Catalog, StoreError> {
+    let text = match path {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|source| StoreError::CatalogFile { path: path.display().to_string(), source })?,
+        None => SHIPPED_CATALOG.to_owned(),
+    };
+    Ok(kpi_core::Catalog::from_toml(&text)?)
+}

@@ -1,0 +1,87 @@
+//! Connecting to the database, tuned for a server, and migrating it on start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kpi_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use tokio::sync::RwLock;
+
+use crate::error::StoreError;
+use crate::snapshot::CachedSnapshot;
+
+/// The embedded default shared by the server and the importer: a SQLite file in the working
+/// directory, created on first use.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://kpi.db?mode=rwc";
+
+/// Key of the PostgreSQL advisory lock that serialises migrations and catalog loads across
+/// replicas starting at once.
+pub(crate) const SCHEMA_LOCK_KEY: i64 = 0x6b70_6930_3921;
+
+/// A handle on the database; cheap to clone and shared by all requests.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) snapshot: Arc<RwLock<Option<CachedSnapshot>>>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
+    ///
+    /// SQLite runs in WAL mode with a busy timeout and foreign keys on, behind a pool of several
+    /// connections (sea-orm would otherwise use one), so readers never wait for a writer.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(10)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        if url.starts_with("sqlite:") {
+            options.map_sqlx_sqlite_opts(|sqlite| {
+                sqlite
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(15))
+                    .foreign_keys(true)
+            });
+        }
+        let db = Database::connect(options).await?;
+        let store = Store { db, snapshot: Arc::new(RwLock::new(None)) };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            let transaction = self.db.begin().await?;
+            transaction
+                .execute_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})"),
+                ))
+                .await?;
+            Migrator::up(&transaction, None).await?;
+            transaction.commit().await?;
+        } else {
+            Migrator::up(&self.db, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers; used by the health check.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.db.ping().await?)
+    }
+
+    /// Which backend this store talks to, for logs.
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgresql",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! sea-orm entities, one module per table of the first migration.
+//!
+//! Relations are left out on purpose: queries join explicitly, which keeps the SQL each one
+//! sends obvious and lets the aggregate query use the `path` prefix index.
+
+pub mod indicator;
+pub mod report;
+pub mod report_value;
+pub mod resolution;
+pub mod revision;
+pub mod target;
+pub mod unit;
+pub mod unit_indicator;

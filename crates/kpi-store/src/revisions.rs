@@ -1,0 +1,324 @@
+//! Writing imported files as revisions, and reading the revision history.
+//!
+//! A report is one unit's figures for one period; each imported file for it is a revision.
+//! A write is one transaction: the report row is locked (PostgreSQL) or the database is
+//! (SQLite, `BEGIN IMMEDIATE`), the current revision is compared by SHA-256, and a new one
+//! supersedes it. The unique (report, number) index backs this up: a writer that still loses
+//! a race retries, so two importers at once never lose or duplicate a revision.
+
+use std::time::Duration;
+
+use kpi_core::{Figure, IndicatorCode, IndicatorKind, Period, UnitCode};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionOptions, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::connection::Store;
+use crate::entity::{report, report_value, revision};
+use crate::error::StoreError;
+
+/// Attempts at a write that keeps losing races with concurrent writers.
+const WRITE_ATTEMPTS: u32 = 8;
+
+/// A warning or error about one cell of a file, as kept with a revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredIssue {
+    pub sheet: String,
+    /// A1 notation; empty when the issue is about the whole file.
+    pub cell: String,
+    /// Stable machine-readable kind, such as `suspect_fraction`.
+    pub code: String,
+    pub message: String,
+}
+
+/// One figure to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewValue {
+    pub indicator: IndicatorCode,
+    pub figure: Figure,
+    pub note: Option<String>,
+}
+
+/// One parsed file to store as a revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRevision {
+    pub unit: UnitCode,
+    pub period: Period,
+    pub file_name: String,
+    /// Lowercase hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    pub imported_by: String,
+    pub prepared_by: Option<String>,
+    /// ISO date, `YYYY-MM-DD`.
+    pub prepared_on: Option<String>,
+    pub warnings: Vec<StoredIssue>,
+    pub values: Vec<NewValue>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// A new revision: number 1 is a new report, a higher number a correction.
+    Created { revision: i32 },
+    /// The file is byte-identical to the current revision: nothing was written.
+    Unchanged { revision: i32 },
+}
+
+/// The current revision of a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentRevision {
+    pub number: i32,
+    pub sha256: String,
+}
+
+/// A revision in a report's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionInfo {
+    pub number: i32,
+    pub file_name: String,
+    pub sha256: String,
+    pub imported_at: chrono::DateTime<chrono::Utc>,
+    pub imported_by: String,
+    pub prepared_by: Option<String>,
+    pub prepared_on: Option<String>,
+    /// `current` or `superseded`.
+    pub status: String,
+    pub warnings: Vec<StoredIssue>,
+}
+
+impl Store {
+    /// Stores one file's figures as a new revision, or reports it unchanged when its SHA-256
+    /// equals the current revision's.
+    pub async fn write_revision(&self, revision: &NewRevision) -> Result<WriteOutcome, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.try_write_revision(revision).await {
+                Err(error) if error.is_write_conflict() && attempt < WRITE_ATTEMPTS => {
+                    tracing::debug!(%error, attempt, "revision write lost a race; retrying");
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn try_write_revision(&self, new: &NewRevision) -> Result<WriteOutcome, StoreError> {
+        let snapshot = self.snapshot().await?;
+        let unit = snapshot
+            .unit(&new.unit)
+            .ok_or_else(|| StoreError::Unknown { kind: "unit", code: new.unit.to_string() })?;
+        let mut values = Vec::with_capacity(new.values.len());
+        for value in &new.values {
+            let indicator = snapshot
+                .indicator(&value.indicator)
+                .ok_or_else(|| StoreError::Unknown { kind: "indicator", code: value.indicator.to_string() })?;
+            values.push((indicator.id, value));
+        }
+        let warnings = serde_json::to_string(&new.warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let period = new.period.code();
+
+        let backend = self.db.get_database_backend();
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        report::Entity::insert(report::ActiveModel {
+            unit_id: Set(unit.id),
+            period: Set(period.clone()),
+            current_revision_id: Set(None),
+            ..Default::default()
+        })
+        .on_conflict_do_nothing_on([report::Column::UnitId, report::Column::Period])
+        .exec(&txn)
+        .await?;
+        let mut find_report =
+            report::Entity::find().filter(report::Column::UnitId.eq(unit.id)).filter(report::Column::Period.eq(&period));
+        if backend == DbBackend::Postgres {
+            find_report = find_report.lock_exclusive();
+        }
+        let report_row = find_report
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("report {} {period} vanished inside its transaction", new.unit)))?;
+
+        if let Some(current_id) = report_row.current_revision_id {
+            let current = revision::Entity::find_by_id(current_id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("report {} {period} points at a missing revision", new.unit)))?;
+            if current.sha256 == new.sha256 {
+                txn.rollback().await?;
+                return Ok(WriteOutcome::Unchanged { revision: current.number });
+            }
+        }
+        let latest = revision::Entity::find()
+            .filter(revision::Column::ReportId.eq(report_row.id))
+            .order_by_desc(revision::Column::Number)
+            .one(&txn)
+            .await?;
+        let number = latest.map_or(1, |r| r.number + 1);
+
+        revision::Entity::update_many()
+            .col_expr(revision::Column::Status, sea_orm::sea_query::Expr::value("superseded"))
+            .filter(revision::Column::ReportId.eq(report_row.id))
+            .filter(revision::Column::Status.eq("current"))
+            .exec(&txn)
+            .await?;
+        let stored = revision::ActiveModel {
+            report_id: Set(report_row.id),
+            number: Set(number),
+            file_name: Set(new.file_name.clone()),
+            sha256: Set(new.sha256.clone()),
+            imported_at: Set(chrono::Utc::now()),
+            imported_by: Set(new.imported_by.clone()),
+            prepared_by: Set(new.prepared_by.clone()),
+            prepared_on: Set(new.prepared_on.clone()),
+            warnings: Set(warnings),
+            status: Set("current".to_owned()),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        if !values.is_empty() {
+            report_value::Entity::insert_many(values.iter().map(|(indicator_id, value)| {
+                let (number, numerator, denominator) = match value.figure {
+                    Figure::Count(count) => (Some(count as f64), None, None),
+                    Figure::Ratio { numerator, denominator } => {
+                        (Some(value.figure.value()), Some(numerator), Some(denominator))
+                    }
+                    Figure::Percent(percent) => (Some(percent), None, None),
+                };
+                report_value::ActiveModel {
+                    revision_id: Set(stored.id),
+                    indicator_id: Set(*indicator_id),
+                    value: Set(number),
+                    numerator: Set(numerator),
+                    denominator: Set(denominator),
+                    note: Set(value.note.clone()),
+                    ..Default::default()
+                }
+            }))
+            .exec(&txn)
+            .await?;
+        }
+        let mut report_update: report::ActiveModel = report_row.into();
+        report_update.current_revision_id = Set(Some(stored.id));
+        report_update.update(&txn).await?;
+        txn.commit().await?;
+        Ok(WriteOutcome::Created { revision: number })
+    }
+
+    /// The current revision of a unit's report for a period, if there is one.
+    pub async fn current_revision(&self, unit: &UnitCode, period: Period) -> Result<Option<CurrentRevision>, StoreError> {
+        let Some(report_row) = self.find_report(unit, period).await? else { return Ok(None) };
+        let Some(current_id) = report_row.current_revision_id else { return Ok(None) };
+        Ok(revision::Entity::find_by_id(current_id)
+            .one(&self.db)
+            .await?
+            .map(|r| CurrentRevision { number: r.number, sha256: r.sha256 }))
+    }
+
+    /// Every revision of a unit's report for a period, newest first.
+    pub async fn list_revisions(&self, unit: &UnitCode, period: Period) -> Result<Vec<RevisionInfo>, StoreError> {
+        let Some(report_row) = self.find_report(unit, period).await? else { return Ok(Vec::new()) };
+        let rows = revision::Entity::find()
+            .filter(revision::Column::ReportId.eq(report_row.id))
+            .order_by_desc(revision::Column::Number)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let warnings = serde_json::from_str(&row.warnings)
+                    .map_err(|e| StoreError::Corrupt(format!("warnings of revision {}: {e}", row.id)))?;
+                Ok(RevisionInfo {
+                    number: row.number,
+                    file_name: row.file_name,
+                    sha256: row.sha256,
+                    imported_at: row.imported_at,
+                    imported_by: row.imported_by,
+                    prepared_by: row.prepared_by,
+                    prepared_on: row.prepared_on,
+                    status: row.status,
+                    warnings,
+                })
+            })
+            .collect()
+    }
+
+    /// The figures of a unit's current revision for a period, in catalog order.
+    pub async fn current_figures(&self, unit: &UnitCode, period: Period) -> Result<Vec<(IndicatorCode, Figure)>, StoreError> {
+        let snapshot = self.snapshot().await?;
+        let Some(report_row) = self.find_report(unit, period).await? else { return Ok(Vec::new()) };
+        let Some(current_id) = report_row.current_revision_id else { return Ok(Vec::new()) };
+        let rows = report_value::Entity::find()
+            .filter(report_value::Column::RevisionId.eq(current_id))
+            .all(&self.db)
+            .await?;
+        let mut figures = Vec::with_capacity(rows.len());
+        for row in rows {
+            let indicator = snapshot
+                .indicator_by_id(row.indicator_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("value of unknown indicator {}", row.indicator_id)))?;
+            figures.push((indicator.code.clone(), figure_from_columns(indicator.kind, row.value, row.numerator, row.denominator)?));
+        }
+        figures.sort_by_key(|(code, _)| snapshot.indicator(code).map(|i| i.id));
+        Ok(figures)
+    }
+
+    /// Units expected to report in `period` (assigned at least one indicator) that have no
+    /// current report for it, in catalog order.
+    pub async fn missing_units(&self, period: Period) -> Result<Vec<UnitCode>, StoreError> {
+        let snapshot = self.snapshot().await?;
+        let reported = self.reporting_unit_ids(period).await?;
+        Ok(snapshot
+            .units
+            .iter()
+            .filter(|u| !u.reports.is_empty() && !reported.contains(&u.id))
+            .map(|u| u.code.clone())
+            .collect())
+    }
+
+    /// Ids of the units with a current report for exactly `period`.
+    pub(crate) async fn reporting_unit_ids(&self, period: Period) -> Result<std::collections::HashSet<i32>, StoreError> {
+        let rows: Vec<i32> = report::Entity::find()
+            .select_only()
+            .column(report::Column::UnitId)
+            .filter(report::Column::Period.eq(period.code()))
+            .filter(report::Column::CurrentRevisionId.is_not_null())
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn find_report(&self, unit: &UnitCode, period: Period) -> Result<Option<report::Model>, StoreError> {
+        let snapshot = self.snapshot().await?;
+        let unit = snapshot.unit(unit).ok_or_else(|| StoreError::Unknown { kind: "unit", code: unit.to_string() })?;
+        Ok(report::Entity::find()
+            .filter(report::Column::UnitId.eq(unit.id))
+            .filter(report::Column::Period.eq(period.code()))
+            .one(&self.db)
+            .await?)
+    }
+}
+
+/// Rebuilds a figure from its stored columns, refusing rows that break the kind's shape.
+pub(crate) fn figure_from_columns(
+    kind: IndicatorKind,
+    value: Option<f64>,
+    numerator: Option<i64>,
+    denominator: Option<i64>,
+) -> Result<Figure, StoreError> {
+    match (kind, value, numerator, denominator) {
+        (IndicatorKind::Ratio, _, Some(numerator), Some(denominator)) => Ok(Figure::Ratio { numerator, denominator }),
+        (IndicatorKind::Count, Some(count), _, _) if count.fract() == 0.0 => Ok(Figure::Count(count as i64)),
+        (IndicatorKind::Percent, Some(percent), _, _) => Ok(Figure::Percent(percent)),
+        _ => Err(StoreError::Corrupt(format!("a stored {} value has the wrong shape", kind.as_str()))),
+    }
+}

@@ -1,0 +1,276 @@
+//! The catalog as stored, held in memory: units, indicators, assignments and targets.
+//!
+//! Every query needs the tree and the indicator definitions; reading them once per request
+//! would cost more than the query itself at national scale (about 11,000 units), so a
+//! snapshot is cached for a few seconds. Replicas converge within that time after another
+//! process loads an edited catalog.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kpi_core::{Direction, IndicatorCode, IndicatorKind, Period, ResolutionCode, TimeAggregation, UnitCode, UnitTree};
+use sea_orm::{EntityTrait, QueryOrder};
+
+use crate::connection::Store;
+use crate::entity::{indicator, resolution, target, unit, unit_indicator};
+use crate::error::StoreError;
+
+/// How long a snapshot is trusted before it is read again.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub(crate) struct CachedSnapshot {
+    loaded_at: Instant,
+    snapshot: Arc<Snapshot>,
+}
+
+/// A unit of the tree.
+#[derive(Debug, Clone)]
+pub struct UnitInfo {
+    pub id: i32,
+    pub code: UnitCode,
+    pub name: String,
+    pub kind: String,
+    pub parent: Option<UnitCode>,
+    pub path: String,
+    /// The indicators the unit is expected to report, in catalog order.
+    pub reports: Vec<IndicatorCode>,
+}
+
+/// An indicator and its rules.
+#[derive(Debug, Clone)]
+pub struct IndicatorInfo {
+    pub id: i32,
+    pub code: IndicatorCode,
+    pub resolution: ResolutionCode,
+    pub name: String,
+    pub name_en: String,
+    pub kind: IndicatorKind,
+    pub time_aggregation: TimeAggregation,
+    pub direction: Direction,
+    pub unit_of_measure: String,
+    pub reported_by: Option<UnitCode>,
+}
+
+/// A target as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetInfo {
+    pub indicator: IndicatorCode,
+    pub unit: UnitCode,
+    /// `None`: by the end of the term.
+    pub period: Option<Period>,
+    pub value: f64,
+}
+
+/// A resolution as stored.
+#[derive(Debug, Clone)]
+pub struct ResolutionInfo {
+    pub code: ResolutionCode,
+    pub title: String,
+    pub adopted_on: String,
+    pub term_end_year: i32,
+}
+
+/// The whole catalog at one moment, indexed for lookups.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub units: Vec<UnitInfo>,
+    pub indicators: Vec<IndicatorInfo>,
+    pub targets: Vec<TargetInfo>,
+    pub resolutions: Vec<ResolutionInfo>,
+    pub tree: UnitTree,
+    unit_index: HashMap<UnitCode, usize>,
+    unit_by_id: HashMap<i32, usize>,
+    indicator_index: HashMap<IndicatorCode, usize>,
+    indicator_by_id: HashMap<i32, usize>,
+}
+
+impl Snapshot {
+    pub fn unit(&self, code: &UnitCode) -> Option<&UnitInfo> {
+        self.unit_index.get(code).map(|&i| &self.units[i])
+    }
+
+    pub(crate) fn unit_by_id(&self, id: i32) -> Option<&UnitInfo> {
+        self.unit_by_id.get(&id).map(|&i| &self.units[i])
+    }
+
+    pub fn indicator(&self, code: &IndicatorCode) -> Option<&IndicatorInfo> {
+        self.indicator_index.get(code).map(|&i| &self.indicators[i])
+    }
+
+    pub(crate) fn indicator_by_id(&self, id: i32) -> Option<&IndicatorInfo> {
+        self.indicator_by_id.get(&id).map(|&i| &self.indicators[i])
+    }
+
+    pub fn resolution(&self, code: &ResolutionCode) -> Option<&ResolutionInfo> {
+        self.resolutions.iter().find(|r| &r.code == code)
+    }
+
+    /// The root of the unit tree (the catalog guarantees there is exactly one).
+    pub fn root(&self) -> Option<&UnitInfo> {
+        self.units.iter().find(|u| u.parent.is_none())
+    }
+
+    /// Units below `parent` and `parent` itself that are expected to report `indicator`.
+    pub fn expected_units(&self, parent: &UnitCode, indicator: &IndicatorCode) -> Vec<&UnitInfo> {
+        self.tree
+            .subtree(parent)
+            .iter()
+            .filter_map(|code| self.unit(code))
+            .filter(|unit| unit.reports.contains(indicator))
+            .collect()
+    }
+
+    /// The target in force for `indicator` at `unit` in `period`.
+    ///
+    /// A target set for the period itself wins over one for the whole term. Rates (ratio and
+    /// percent kinds) are scale-free, so a unit without its own target takes its nearest
+    /// ancestor's; counts are not, so a commune never inherits the district's headcount.
+    pub fn target_for(&self, indicator: &IndicatorInfo, unit: &UnitCode, period: Period) -> Option<f64> {
+        let own = |holder: &UnitCode| {
+            let for_holder = |p: Option<Period>| {
+                self.targets.iter().find(|t| t.indicator == indicator.code && &t.unit == holder && t.period == p)
+            };
+            for_holder(Some(period)).or_else(|| for_holder(None)).map(|t| t.value)
+        };
+        if indicator.kind == IndicatorKind::Count {
+            return own(unit);
+        }
+        let mut holder = Some(unit.clone());
+        while let Some(code) = holder {
+            if let Some(value) = own(&code) {
+                return Some(value);
+            }
+            holder = self.unit(&code).and_then(|u| u.parent.clone());
+        }
+        None
+    }
+}
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::Corrupt(what)
+}
+
+impl Store {
+    /// The catalog as stored, at most a few seconds old.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        if let Some(cached) = self.snapshot.read().await.as_ref() {
+            if cached.loaded_at.elapsed() < SNAPSHOT_TTL {
+                return Ok(Arc::clone(&cached.snapshot));
+            }
+        }
+        let snapshot = Arc::new(self.read_snapshot().await?);
+        *self.snapshot.write().await = Some(CachedSnapshot { loaded_at: Instant::now(), snapshot: Arc::clone(&snapshot) });
+        Ok(snapshot)
+    }
+
+    /// Forgets the cached snapshot, after this process changed the catalog.
+    pub(crate) async fn invalidate_snapshot(&self) {
+        *self.snapshot.write().await = None;
+    }
+
+    async fn read_snapshot(&self) -> Result<Snapshot, StoreError> {
+        let unit_rows = unit::Entity::find().order_by_asc(unit::Column::Position).all(&self.db).await?;
+        let indicator_rows = indicator::Entity::find().order_by_asc(indicator::Column::Position).all(&self.db).await?;
+        let assignment_rows = unit_indicator::Entity::find().all(&self.db).await?;
+        let target_rows = target::Entity::find().order_by_asc(target::Column::Id).all(&self.db).await?;
+        let resolution_rows = resolution::Entity::find().order_by_asc(resolution::Column::Id).all(&self.db).await?;
+
+        let unit_codes: HashMap<i32, UnitCode> = unit_rows
+            .iter()
+            .map(|row| UnitCode::parse(&row.code).map(|code| (row.id, code)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt(e.to_string()))?;
+        let resolution_codes: HashMap<i32, ResolutionCode> = resolution_rows
+            .iter()
+            .map(|row| ResolutionCode::parse(&row.code).map(|code| (row.id, code)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt(e.to_string()))?;
+        let unit_code = |id: i32| unit_codes.get(&id).cloned().ok_or_else(|| corrupt(format!("no unit with id {id}")));
+
+        let mut indicators = Vec::with_capacity(indicator_rows.len());
+        for row in &indicator_rows {
+            indicators.push(IndicatorInfo {
+                id: row.id,
+                code: IndicatorCode::parse(&row.code).map_err(|e| corrupt(e.to_string()))?,
+                resolution: resolution_codes
+                    .get(&row.resolution_id)
+                    .cloned()
+                    .ok_or_else(|| corrupt(format!("indicator {} has no resolution", row.code)))?,
+                name: row.name.clone(),
+                name_en: row.name_en.clone(),
+                kind: IndicatorKind::from_str_opt(&row.kind).ok_or_else(|| corrupt(format!("kind {:?}", row.kind)))?,
+                time_aggregation: TimeAggregation::from_str_opt(&row.time_aggregation)
+                    .ok_or_else(|| corrupt(format!("time aggregation {:?}", row.time_aggregation)))?,
+                direction: Direction::from_str_opt(&row.direction)
+                    .ok_or_else(|| corrupt(format!("direction {:?}", row.direction)))?,
+                unit_of_measure: row.unit_of_measure.clone(),
+                reported_by: row.reporter_unit_id.map(unit_code).transpose()?,
+            });
+        }
+        let indicator_by_id: HashMap<i32, usize> = indicators.iter().enumerate().map(|(i, ind)| (ind.id, i)).collect();
+
+        let mut reports_by_unit: HashMap<i32, Vec<usize>> = HashMap::new();
+        for row in &assignment_rows {
+            let index = *indicator_by_id
+                .get(&row.indicator_id)
+                .ok_or_else(|| corrupt(format!("assignment to unknown indicator {}", row.indicator_id)))?;
+            reports_by_unit.entry(row.unit_id).or_default().push(index);
+        }
+
+        let mut units = Vec::with_capacity(unit_rows.len());
+        for row in &unit_rows {
+            let mut assigned = reports_by_unit.remove(&row.id).unwrap_or_default();
+            assigned.sort_unstable();
+            units.push(UnitInfo {
+                id: row.id,
+                code: unit_code(row.id)?,
+                name: row.name.clone(),
+                kind: row.kind.clone(),
+                parent: row.parent_id.map(unit_code).transpose()?,
+                path: row.path.clone(),
+                reports: assigned.into_iter().map(|i| indicators[i].code.clone()).collect(),
+            });
+        }
+
+        let mut targets = Vec::with_capacity(target_rows.len());
+        for row in &target_rows {
+            let indicator = indicator_by_id
+                .get(&row.indicator_id)
+                .map(|&i| indicators[i].code.clone())
+                .ok_or_else(|| corrupt(format!("target of unknown indicator {}", row.indicator_id)))?;
+            let period = if row.period.is_empty() {
+                None
+            } else {
+                Some(Period::parse(&row.period).map_err(|e| corrupt(e.to_string()))?)
+            };
+            targets.push(TargetInfo { indicator, unit: unit_code(row.unit_id)?, period, value: row.value });
+        }
+
+        let resolutions = resolution_rows
+            .iter()
+            .map(|row| {
+                Ok(ResolutionInfo {
+                    code: resolution_codes.get(&row.id).cloned().ok_or_else(|| corrupt("resolution code".into()))?,
+                    title: row.title.clone(),
+                    adopted_on: row.adopted_on.clone(),
+                    term_end_year: row.term_end_year,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+
+        let tree = UnitTree::new(units.iter().map(|u| (u.code.clone(), u.parent.clone())));
+        Ok(Snapshot {
+            unit_index: units.iter().enumerate().map(|(i, u)| (u.code.clone(), i)).collect(),
+            unit_by_id: units.iter().enumerate().map(|(i, u)| (u.id, i)).collect(),
+            indicator_index: indicators.iter().enumerate().map(|(i, ind)| (ind.code.clone(), i)).collect(),
+            indicator_by_id,
+            units,
+            indicators,
+            targets,
+            resolutions,
+            tree,
+        })
+    }
+}
