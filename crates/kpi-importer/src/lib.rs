@@ -1,5 +1,225 @@
-//! The batch importer of commune report workbooks.
+//! The importer of commune report workbooks: reads hand-made Excel/ODS reports, checks them
+//! against the report contract (docs/report-format.md) and stores each file as one revision.
+//!
+//! Library first: the `kpi-import` binary and the server's upload service call the same
+//! functions. [`import_file`] handles one file end to end; [`parse_file`] is the pure, CPU-bound
+//! half (safe to run on many threads) and [`store_file`] the database half.
+//!
+//! - [`workbook`]: bytes → sparse cells, refusing hostile files cheaply;
+//! - [`report`]: cells → a validated report, or every error of the file;
+//! - [`issues`]: error codes and their Vietnamese and English messages;
+//! - [`batch`]: files, folders and zips, parallel parsing, the summary and the JSON report;
+//! - [`template`]: the blank template, demo data and test workbooks;
+//! - [`cli`]: the command line.
 
+pub mod batch;
+pub mod cli;
 pub mod issues;
 pub mod report;
+pub mod template;
 pub mod workbook;
+
+use kpi_core::{Catalog, Period, UnitCode};
+use kpi_store::{NewRevision, NewValue, StoredIssue, Store, StoreError, WriteOutcome};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use issues::{Issue, Lang};
+pub use report::{Overrides, ParsedReport, Rejected, parse_workbook};
+
+/// How to import: the command line's options, or the server's request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportOptions {
+    /// Validate and predict the outcome, store nothing.
+    pub dry_run: bool,
+    /// Unit for files that lack one; a file naming another unit is rejected.
+    pub unit: Option<UnitCode>,
+    /// Period for files that lack one; a file naming another period is rejected.
+    pub period: Option<Period>,
+    pub imported_by: String,
+    pub lang: Lang,
+}
+
+impl ImportOptions {
+    fn overrides(&self) -> Overrides {
+        Overrides { unit: self.unit.clone(), period: self.period }
+    }
+}
+
+/// What happened to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The first revision of its unit and period.
+    Accepted,
+    /// A new revision replacing a different earlier file.
+    Revised,
+    /// Byte-identical to the current revision: nothing written.
+    Unchanged,
+    Rejected,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Accepted => "accepted",
+            Status::Revised => "revised",
+            Status::Unchanged => "unchanged",
+            Status::Rejected => "rejected",
+        }
+    }
+}
+
+/// One file's entry of the JSON report, and what the server returns for an upload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileReport {
+    pub path: String,
+    pub status: Status,
+    /// Unit code, when it could be read.
+    pub unit: Option<String>,
+    /// Canonical period code, when it could be read.
+    pub period: Option<String>,
+    /// The revision number stored (or, in a dry run, that would be), none when rejected.
+    pub revision: Option<i32>,
+    /// Lowercase hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+/// A file parsed and hashed, ready to be stored: the CPU half of an import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedFile {
+    pub path: String,
+    pub sha256: String,
+    pub result: Result<ParsedReport, Rejected>,
+}
+
+impl ParsedFile {
+    /// The unit and period of an acceptable file (for the in-batch ambiguity check).
+    pub fn key(&self) -> Option<(UnitCode, Period)> {
+        self.result.as_ref().ok().map(|report| (report.unit.clone(), report.period))
+    }
+
+    /// Rejects the file with one more error, keeping what was read for the summary.
+    pub fn reject(&mut self, error: Issue) {
+        let rejected = match std::mem::replace(&mut self.result, Err(Rejected::default())) {
+            Ok(report) => Rejected {
+                unit: Some(report.unit),
+                period: Some(report.period),
+                errors: vec![error],
+                warnings: report.warnings,
+            },
+            Err(mut rejected) => {
+                rejected.errors.push(error);
+                rejected
+            }
+        };
+        self.result = Err(rejected);
+    }
+
+    /// The report of a file that is rejected (or would be stored as `status`).
+    fn report(self, status: Status, revision: Option<i32>) -> FileReport {
+        let (unit, period, errors, warnings) = match self.result {
+            Ok(report) => (Some(report.unit), Some(report.period), Vec::new(), report.warnings),
+            Err(rejected) => (rejected.unit, rejected.period, rejected.errors, rejected.warnings),
+        };
+        let status = if errors.is_empty() { status } else { Status::Rejected };
+        FileReport {
+            path: self.path,
+            status,
+            unit: unit.map(|u| u.to_string()),
+            period: period.map(|p| p.code()),
+            revision: if status == Status::Rejected { None } else { revision },
+            sha256: self.sha256,
+            errors,
+            warnings,
+        }
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The last component of a path, for messages (`bang-thanh-2022.xlsx`).
+pub fn file_name_of(path: &str) -> &str {
+    path.rsplit(['/', '\\', '!']).next().unwrap_or(path)
+}
+
+/// Parses and hashes one file. Pure CPU work: no IO, never panics on any input.
+pub fn parse_file(path: &str, bytes: &[u8], catalog: &Catalog, options: &ImportOptions) -> ParsedFile {
+    let result = parse_workbook(file_name_of(path), bytes, catalog, &options.overrides(), options.lang);
+    ParsedFile { path: path.to_owned(), sha256: sha256_hex(bytes), result }
+}
+
+/// Stores a parsed file as one revision (one transaction), or in a dry run predicts what
+/// would happen from the current revision. Rejected files are reported, never stored.
+pub async fn store_file(store: &Store, parsed: ParsedFile, options: &ImportOptions) -> Result<FileReport, StoreError> {
+    let Ok(report) = &parsed.result else {
+        return Ok(parsed.report(Status::Rejected, None));
+    };
+    if options.dry_run {
+        let (status, revision) = match store.current_revision(&report.unit, report.period).await? {
+            None => (Status::Accepted, 1),
+            Some(current) if current.sha256 == parsed.sha256 => (Status::Unchanged, current.number),
+            Some(current) => (Status::Revised, current.number + 1),
+        };
+        return Ok(parsed.report(status, Some(revision)));
+    }
+    let stored = |issue: &Issue| StoredIssue {
+        sheet: issue.sheet.clone(),
+        cell: issue.cell.clone(),
+        code: issue.code.to_owned(),
+        message: issue.message.clone(),
+    };
+    let revision = NewRevision {
+        unit: report.unit.clone(),
+        period: report.period,
+        file_name: file_name_of(&parsed.path).to_owned(),
+        sha256: parsed.sha256.clone(),
+        imported_by: options.imported_by.clone(),
+        prepared_by: report.prepared_by.clone(),
+        prepared_on: report.prepared_on.clone(),
+        warnings: report.warnings.iter().map(stored).collect(),
+        values: report
+            .values
+            .iter()
+            .map(|v| NewValue { indicator: v.indicator.clone(), figure: v.figure, note: v.note.clone() })
+            .collect(),
+    };
+    let (status, number) = match store.write_revision(&revision).await? {
+        WriteOutcome::Created { revision: 1 } => (Status::Accepted, 1),
+        WriteOutcome::Created { revision } => (Status::Revised, revision),
+        WriteOutcome::Unchanged { revision } => (Status::Unchanged, revision),
+    };
+    Ok(parsed.report(status, Some(number)))
+}
+
+/// Imports one file end to end: what the server's upload service calls. Parsing runs on a
+/// blocking thread; the catalog must already be loaded into the store.
+pub async fn import_file(
+    store: &Store,
+    catalog: &Catalog,
+    file_name: &str,
+    bytes: Vec<u8>,
+    options: &ImportOptions,
+) -> Result<FileReport, StoreError> {
+    let (path, catalog_owned, options_owned) = (file_name.to_owned(), catalog.clone(), options.clone());
+    let sha256 = sha256_hex(&bytes);
+    let parsed = tokio::task::spawn_blocking(move || parse_file(&path, &bytes, &catalog_owned, &options_owned))
+        .await
+        .unwrap_or_else(|_| {
+            let problem = issues::Problem::NotAWorkbook { detail: "the reader failed on this file".into() };
+            ParsedFile {
+                path: file_name.to_owned(),
+                sha256,
+                result: Err(Rejected {
+                    errors: vec![issues::issue(options.lang, file_name, "", "", &problem)],
+                    ..Rejected::default()
+                }),
+            }
+        });
+    store_file(store, parsed, options).await
+}

@@ -1,1 +1,32 @@
-fn main() {}
+//! `kpi-import`: the command line of the importer. Thin on purpose: parse the arguments, set
+//! up logging, run the library, map the outcome to the exit code (0 all accepted, 1 a file
+//! rejected, 2 usage or infrastructure error).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use kpi_importer::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(cli.run()).map_err(anyhow::Error::from));
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("kpi-import: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

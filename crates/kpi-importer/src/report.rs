@@ -45,7 +45,7 @@ pub struct ParsedReport {
 }
 
 /// A report refused with its errors; unit and period when they could be read, for the summary.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rejected {
     pub unit: Option<UnitCode>,
     pub period: Option<Period>,
