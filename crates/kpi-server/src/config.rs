@@ -1,0 +1,71 @@
+//! Configuration of the server, from flags and environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The gRPC KPI service of the district resolution tracker.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "kpi-server", version, about)]
+pub struct Config {
+    /// Address to listen on. Port 0 picks a free port.
+    #[arg(long, env = "KPI_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Database URL: sqlite://FILE?mode=rwc (embedded, created on first start) or postgres://…
+    #[arg(long, env = "DATABASE_URL", default_value = kpi_store::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Catalog file (units, indicators, targets); the shipped Pác Nặm catalog when absent.
+    #[arg(long, env = "KPI_CATALOG")]
+    pub catalog: Option<PathBuf>,
+
+    /// File of bearer tokens, one `ROLE TOKEN` per line (roles: read, import).
+    #[arg(long, env = "KPI_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// Bearer tokens as `ROLE:TOKEN` pairs separated by commas, added to the file's.
+    #[arg(long, env = "KPI_TOKENS", hide_env_values = true)]
+    pub tokens: Option<String>,
+
+    /// Allow listening on a non-loopback address without tokens.
+    #[arg(long, env = "KPI_INSECURE")]
+    pub insecure: bool,
+
+    /// Log format.
+    #[arg(long, env = "KPI_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Largest workbook ImportWorkbook accepts, in bytes.
+    #[arg(long, env = "KPI_MAX_UPLOAD_BYTES", default_value_t = 20 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+
+    /// Seconds in-flight calls get to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "KPI_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+
+    /// Seconds between database health checks.
+    #[arg(long, env = "KPI_HEALTH_INTERVAL_SECONDS", default_value_t = 5)]
+    pub health_interval_seconds: u64,
+}
+
+impl Config {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    pub fn health_interval(&self) -> Duration {
+        Duration::from_secs(self.health_interval_seconds.max(1))
+    }
+}

@@ -1,0 +1,80 @@
+//! The one place that turns failures into gRPC statuses.
+//!
+//! Handlers return [`ApiError`]; callers see INVALID_ARGUMENT with `google.rpc.BadRequest`
+//! field violations for malformed input, NOT_FOUND for unknown codes, RESOURCE_EXHAUSTED for
+//! oversized uploads, UNAVAILABLE while the database is down, and an opaque INTERNAL for
+//! everything else, whose details go to the log only.
+
+use kpi_store::StoreError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid {field}: {description}")]
+    InvalidArgument { field: &'static str, description: String },
+    #[error("{kind} {code} not found")]
+    NotFound { kind: &'static str, code: String },
+    #[error("upload larger than the limit of {limit} bytes")]
+    UploadTooLarge { limit: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    pub fn invalid(field: &'static str, description: impl std::fmt::Display) -> Self {
+        ApiError::InvalidArgument { field, description: description.to_string() }
+    }
+
+    pub fn not_found(kind: &'static str, code: impl std::fmt::Display) -> Self {
+        ApiError::NotFound { kind, code: code.to_string() }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Status {
+        match error {
+            ApiError::InvalidArgument { field, description } => Status::with_error_details(
+                Code::InvalidArgument,
+                format!("invalid {field}: {description}"),
+                ErrorDetails::with_bad_request_violation(field, description),
+            ),
+            ApiError::NotFound { kind, code } => Status::not_found(format!("{kind} {code} not found")),
+            ApiError::UploadTooLarge { limit } => {
+                Status::resource_exhausted(format!("the workbook is larger than the limit of {limit} bytes"))
+            }
+            ApiError::Store(StoreError::Unknown { kind, code }) => Status::not_found(format!("{kind} {code} not found")),
+            ApiError::Store(StoreError::Unavailable(source)) => {
+                tracing::warn!(error = %source, "database unavailable");
+                Status::unavailable("the database is unavailable; retry later")
+            }
+            ApiError::Store(other) => {
+                tracing::error!(error = ?other, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_a_field_violation() {
+        let status = Status::from(ApiError::invalid("period", "\"2023X\" is not a period"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let violations = details.bad_request().map(|b| b.field_violations.clone()).unwrap_or_default();
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].field, "period");
+    }
+
+    #[test]
+    fn internal_errors_are_opaque() {
+        let status = Status::from(ApiError::Store(StoreError::Corrupt("secret detail".into())));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret"));
+    }
+}

@@ -1,0 +1,107 @@
+//! `kpi.v1.ImportService`: uploading one workbook, imported by the importer's own pipeline
+//! (`kpi_importer::import_file`), never a second implementation.
+
+use std::sync::Arc;
+
+use kpi_core::Catalog;
+use kpi_importer::{FileReport, ImportOptions, Issue, Lang};
+use kpi_proto::v1;
+use kpi_proto::v1::import_service_server::ImportService;
+use kpi_store::Store;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert;
+use crate::errors::ApiError;
+use crate::telemetry::{observe, record_request};
+
+/// Who uploaded, when the caller does not say with an `x-kpi-user` header.
+const DEFAULT_UPLOADER: &str = "grpc";
+
+/// The upload service.
+#[derive(Debug, Clone)]
+pub struct ImportApi {
+    store: Store,
+    catalog: Arc<Catalog>,
+    max_upload_bytes: usize,
+}
+
+impl ImportApi {
+    pub fn new(store: Store, catalog: Arc<Catalog>, max_upload_bytes: usize) -> Self {
+        ImportApi { store, catalog, max_upload_bytes }
+    }
+
+    async fn import(&self, options: ImportOptions, mut chunks: Streaming<v1::ImportChunk>) -> Result<v1::ImportResult, ApiError> {
+        let mut file_name = String::new();
+        let mut data = Vec::new();
+        let mut options = options;
+        let mut first = true;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|status| ApiError::invalid("data", format!("the upload stream broke: {}", status.message())))?;
+            if first {
+                first = false;
+                file_name = chunk.file_name;
+                options.dry_run = chunk.dry_run;
+                if !chunk.unit_code.is_empty() {
+                    options.unit = Some(convert::unit_code("unit_code", &chunk.unit_code)?);
+                }
+                if !chunk.period.is_empty() {
+                    options.period = Some(convert::period("period", &chunk.period)?);
+                }
+                record_request(&chunk.unit_code, &chunk.period);
+            }
+            if data.len().saturating_add(chunk.data.len()) > self.max_upload_bytes {
+                return Err(ApiError::UploadTooLarge { limit: self.max_upload_bytes });
+            }
+            data.extend_from_slice(&chunk.data);
+        }
+        if first {
+            return Err(ApiError::invalid("data", "the upload had no chunks"));
+        }
+        if file_name.trim().is_empty() {
+            return Err(ApiError::invalid("file_name", "the first chunk must name the file"));
+        }
+        let report = kpi_importer::import_file(&self.store, &self.catalog, &file_name, data, &options).await?;
+        tracing::info!(file = %report.path, status = report.status.as_str(), "workbook uploaded");
+        Ok(import_result(report))
+    }
+}
+
+fn import_result(report: FileReport) -> v1::ImportResult {
+    let issues = |issues: &[Issue]| {
+        issues
+            .iter()
+            .map(|i| v1::Issue { sheet: i.sheet.clone(), cell: i.cell.clone(), code: i.code.to_owned(), message: i.message.clone() })
+            .collect()
+    };
+    v1::ImportResult {
+        status: report.status.as_str().to_owned(),
+        unit: report.unit.clone().unwrap_or_default(),
+        period: report.period.clone().unwrap_or_default(),
+        revision: report.revision.unwrap_or_default(),
+        sha256: report.sha256.clone(),
+        errors: issues(&report.errors),
+        warnings: issues(&report.warnings),
+        path: report.path,
+    }
+}
+
+#[tonic::async_trait]
+impl ImportService for ImportApi {
+    async fn import_workbook(
+        &self,
+        request: Request<Streaming<v1::ImportChunk>>,
+    ) -> Result<Response<v1::ImportResult>, Status> {
+        let metadata = request.metadata();
+        let header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let options = ImportOptions {
+            imported_by: header("x-kpi-user").unwrap_or_else(|| DEFAULT_UPLOADER.to_owned()),
+            lang: match header("accept-language") {
+                Some(language) if language.starts_with("en") => Lang::En,
+                _ => Lang::Vi,
+            },
+            ..ImportOptions::default()
+        };
+        observe(self.import(options, request.into_inner())).await
+    }
+}

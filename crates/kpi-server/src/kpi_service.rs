@@ -1,0 +1,300 @@
+//! `kpi.v1.KpiService`: reading KPIs, scorecards, trends, rankings, completeness and revision
+//! history. Each handler parses its request into domain types, asks the store, and converts
+//! the answer; the rules themselves live in `kpi-core` and `kpi-store`.
+
+use std::cmp::Ordering;
+
+use kpi_core::{Direction, IndicatorCode, Period, Status as KpiState, UnitCode};
+use kpi_proto::v1;
+use kpi_proto::v1::kpi_service_server::KpiService;
+use kpi_store::Store;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::errors::ApiError;
+use crate::telemetry::{observe, record_request};
+
+/// Longest trend served, in periods (a hundred years of quarters would be a mistake).
+const MAX_TREND_POINTS: usize = 240;
+
+/// The KPI service over a store.
+#[derive(Debug, Clone)]
+pub struct KpiApi {
+    store: Store,
+}
+
+impl KpiApi {
+    pub fn new(store: Store) -> Self {
+        KpiApi { store }
+    }
+
+    async fn list_units(&self, request: v1::ListUnitsRequest) -> Result<v1::ListUnitsResponse, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let (offset, size) = convert::page(request.page_size, &request.page_token)?;
+        let units: Vec<&kpi_store::UnitInfo> = if request.parent_code.is_empty() {
+            snapshot.units.iter().collect()
+        } else {
+            let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
+            snapshot.units.iter().filter(|u| u.parent.as_ref() == Some(&parent.code)).collect()
+        };
+        Ok(v1::ListUnitsResponse {
+            units: units.iter().skip(offset).take(size).map(|u| convert::unit(u)).collect(),
+            next_page_token: convert::next_page_token(offset, size, units.len()),
+        })
+    }
+
+    async fn list_indicators(&self, request: v1::ListIndicatorsRequest) -> Result<v1::ListIndicatorsResponse, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let resolution = if request.resolution_code.is_empty() {
+            None
+        } else {
+            let code = convert::resolution_code("resolution_code", &request.resolution_code)?;
+            Some(snapshot.resolution(&code).ok_or_else(|| ApiError::not_found("resolution", &code))?.code.clone())
+        };
+        Ok(v1::ListIndicatorsResponse {
+            indicators: snapshot
+                .indicators
+                .iter()
+                .filter(|i| resolution.as_ref().is_none_or(|r| &i.resolution == r))
+                .map(|i| convert::indicator(i, &snapshot))
+                .collect(),
+        })
+    }
+
+    async fn get_kpi(&self, request: v1::GetKpiRequest) -> Result<v1::Kpi, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let period = convert::period("period", &request.period)?;
+        let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
+        let indicator = convert::known_indicator(&snapshot, "indicator_code", &request.indicator_code)?;
+        let kpis = self.store.kpis(&unit.code, std::slice::from_ref(&indicator.code), &[period]).await?;
+        kpis.first().map(convert::kpi).ok_or_else(|| ApiError::not_found("kpi", &request.indicator_code))
+    }
+
+    async fn query_kpis(&self, request: v1::QueryKpisRequest) -> Result<v1::QueryKpisResponse, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let (offset, size) = convert::page(request.page_size, &request.page_token)?;
+        if request.unit_codes.is_empty() {
+            return Err(ApiError::invalid("unit_codes", "name at least one unit"));
+        }
+        if request.periods.is_empty() {
+            return Err(ApiError::invalid("periods", "name at least one period"));
+        }
+        let periods = request.periods.iter().map(|p| convert::period("periods", p)).collect::<Result<Vec<_>, _>>()?;
+        let mut units: Vec<UnitCode> = Vec::new();
+        for text in &request.unit_codes {
+            let unit = convert::known_unit(&snapshot, "unit_codes", text)?;
+            units.push(unit.code.clone());
+            if request.include_children {
+                units.extend(snapshot.tree.children(&unit.code).iter().cloned());
+            }
+        }
+        let indicators: Vec<IndicatorCode> = if request.indicator_codes.is_empty() {
+            snapshot.indicators.iter().map(|i| i.code.clone()).collect()
+        } else {
+            request
+                .indicator_codes
+                .iter()
+                .map(|text| convert::known_indicator(&snapshot, "indicator_codes", text).map(|i| i.code.clone()))
+                .collect::<Result<_, _>>()?
+        };
+
+        // Unit-major order; compute only the units the page touches.
+        let per_unit = indicators.len() * periods.len();
+        let total = units.len() * per_unit;
+        let end = offset.saturating_add(size).min(total);
+        let mut kpis = Vec::with_capacity(end.saturating_sub(offset));
+        if per_unit > 0 && offset < end {
+            for unit_index in offset / per_unit..=(end - 1) / per_unit {
+                let unit_kpis = self.store.kpis(&units[unit_index], &indicators, &periods).await?;
+                // Store order is indicator-major within a unit, as is the page's.
+                for (within, kpi) in unit_kpis.iter().enumerate() {
+                    let position = unit_index * per_unit + within;
+                    if (offset..end).contains(&position) {
+                        kpis.push(convert::kpi(kpi));
+                    }
+                }
+            }
+        }
+        Ok(v1::QueryKpisResponse { kpis, next_page_token: convert::next_page_token(offset, size, total) })
+    }
+
+    async fn get_scorecard(&self, request: v1::GetScorecardRequest) -> Result<v1::GetScorecardResponse, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let resolution = convert::resolution_code("resolution_code", &request.resolution_code)?;
+        let period = convert::period("period", &request.period)?;
+        let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
+        if snapshot.resolution(&resolution).is_none() {
+            return Err(ApiError::not_found("resolution", resolution));
+        }
+        let with_target: Vec<IndicatorCode> = snapshot
+            .indicators
+            .iter()
+            .filter(|i| i.resolution == resolution && snapshot.target_for(i, &unit.code, period).is_some())
+            .map(|i| i.code.clone())
+            .collect();
+        let kpis = self.store.kpis(&unit.code, &with_target, &[period]).await?;
+        let count = |state: KpiState| i32::try_from(kpis.iter().filter(|k| k.evaluation.status == state).count()).unwrap_or(i32::MAX);
+        Ok(v1::GetScorecardResponse {
+            met_count: count(KpiState::Met),
+            not_met_count: count(KpiState::NotMet),
+            no_data_count: count(KpiState::NoData),
+            entries: kpis.iter().map(convert::kpi).collect(),
+        })
+    }
+
+    async fn get_trend(&self, request: v1::GetTrendRequest) -> Result<v1::GetTrendResponse, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let from = convert::period("from_period", &request.from_period)?;
+        let to = convert::period("to_period", &request.to_period)?;
+        if !from.same_granularity(to) {
+            return Err(ApiError::invalid("to_period", "from_period and to_period must be periods of the same length"));
+        }
+        if to < from {
+            return Err(ApiError::invalid("to_period", "must not come before from_period"));
+        }
+        let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
+        let indicator = convert::known_indicator(&snapshot, "indicator_code", &request.indicator_code)?;
+        let mut periods: Vec<Period> = vec![from];
+        while let Some(&last) = periods.last() {
+            if last == to {
+                break;
+            }
+            if periods.len() >= MAX_TREND_POINTS {
+                return Err(ApiError::invalid("to_period", format!("a trend has at most {MAX_TREND_POINTS} periods")));
+            }
+            periods.push(last.next());
+        }
+        let kpis = self.store.kpis(&unit.code, std::slice::from_ref(&indicator.code), &periods).await?;
+        Ok(v1::GetTrendResponse { points: kpis.iter().map(convert::kpi).collect() })
+    }
+
+    async fn rank_units(&self, request: v1::RankUnitsRequest) -> Result<v1::RankUnitsResponse, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let period = convert::period("period", &request.period)?;
+        let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
+        let indicator = convert::known_indicator(&snapshot, "indicator_code", &request.indicator_code)?;
+        let mut ranked = Vec::new();
+        for child in snapshot.tree.children(&parent.code) {
+            let kpis = self.store.kpis(child, std::slice::from_ref(&indicator.code), &[period]).await?;
+            ranked.extend(kpis);
+        }
+        let value = |kpi: &kpi_store::Kpi| kpi.figure.map(kpi_core::Figure::value);
+        ranked.sort_by(|a, b| match (value(a), value(b)) {
+            (Some(x), Some(y)) => {
+                let better_first = match indicator.direction {
+                    Direction::Higher => y.total_cmp(&x),
+                    Direction::Lower => x.total_cmp(&y),
+                };
+                better_first.then_with(|| a.unit.cmp(&b.unit))
+            }
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => a.unit.cmp(&b.unit),
+        });
+        let with_data = ranked.iter().filter(|k| k.figure.is_some()).count();
+        let entries = ranked
+            .iter()
+            .enumerate()
+            .map(|(index, kpi)| v1::RankEntry {
+                rank: i32::try_from(if kpi.figure.is_some() { index + 1 } else { with_data + 1 }).unwrap_or(i32::MAX),
+                unit_name: snapshot.unit(&kpi.unit).map(|u| u.name.clone()).unwrap_or_default(),
+                kpi: Some(convert::kpi(kpi)),
+            })
+            .collect();
+        Ok(v1::RankUnitsResponse { entries })
+    }
+
+    async fn get_completeness(&self, request: v1::GetCompletenessRequest) -> Result<v1::GetCompletenessResponse, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let period = convert::period("period", &request.period)?;
+        let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
+        let completeness = self.store.completeness(&parent.code, period).await?;
+        let codes = |units: &[UnitCode]| units.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let rate = if completeness.expected.is_empty() {
+            0.0
+        } else {
+            completeness.reported.len() as f64 / completeness.expected.len() as f64
+        };
+        Ok(v1::GetCompletenessResponse {
+            expected: codes(&completeness.expected),
+            reported: codes(&completeness.reported),
+            missing: codes(&completeness.missing),
+            rate,
+        })
+    }
+
+    async fn list_revisions(&self, request: v1::ListRevisionsRequest) -> Result<v1::ListRevisionsResponse, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let period = convert::period("period", &request.period)?;
+        let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
+        let revisions = self.store.list_revisions(&unit.code, period).await?;
+        Ok(v1::ListRevisionsResponse { revisions: revisions.iter().map(convert::revision).collect() })
+    }
+}
+
+#[tonic::async_trait]
+impl KpiService for KpiApi {
+    async fn list_units(&self, request: Request<v1::ListUnitsRequest>) -> Result<Response<v1::ListUnitsResponse>, Status> {
+        let request = request.into_inner();
+        record_request(&request.parent_code, "");
+        observe(self.list_units(request)).await
+    }
+
+    async fn list_indicators(
+        &self,
+        request: Request<v1::ListIndicatorsRequest>,
+    ) -> Result<Response<v1::ListIndicatorsResponse>, Status> {
+        observe(self.list_indicators(request.into_inner())).await
+    }
+
+    async fn get_kpi(&self, request: Request<v1::GetKpiRequest>) -> Result<Response<v1::Kpi>, Status> {
+        let request = request.into_inner();
+        record_request(&request.unit_code, &request.period);
+        observe(self.get_kpi(request)).await
+    }
+
+    async fn query_kpis(&self, request: Request<v1::QueryKpisRequest>) -> Result<Response<v1::QueryKpisResponse>, Status> {
+        let request = request.into_inner();
+        record_request(&request.unit_codes.join(","), &request.periods.join(","));
+        observe(self.query_kpis(request)).await
+    }
+
+    async fn get_scorecard(
+        &self,
+        request: Request<v1::GetScorecardRequest>,
+    ) -> Result<Response<v1::GetScorecardResponse>, Status> {
+        let request = request.into_inner();
+        record_request(&request.unit_code, &request.period);
+        observe(self.get_scorecard(request)).await
+    }
+
+    async fn get_trend(&self, request: Request<v1::GetTrendRequest>) -> Result<Response<v1::GetTrendResponse>, Status> {
+        let request = request.into_inner();
+        record_request(&request.unit_code, &format!("{}..{}", request.from_period, request.to_period));
+        observe(self.get_trend(request)).await
+    }
+
+    async fn rank_units(&self, request: Request<v1::RankUnitsRequest>) -> Result<Response<v1::RankUnitsResponse>, Status> {
+        let request = request.into_inner();
+        record_request(&request.parent_code, &request.period);
+        observe(self.rank_units(request)).await
+    }
+
+    async fn get_completeness(
+        &self,
+        request: Request<v1::GetCompletenessRequest>,
+    ) -> Result<Response<v1::GetCompletenessResponse>, Status> {
+        let request = request.into_inner();
+        record_request(&request.parent_code, &request.period);
+        observe(self.get_completeness(request)).await
+    }
+
+    async fn list_revisions(
+        &self,
+        request: Request<v1::ListRevisionsRequest>,
+    ) -> Result<Response<v1::ListRevisionsResponse>, Status> {
+        let request = request.into_inner();
+        record_request(&request.unit_code, &request.period);
+        observe(self.list_revisions(request)).await
+    }
+}

@@ -1,0 +1,159 @@
+//! Building and running the server: connect and migrate, load the catalog, bind, and serve
+//! the KPI, import, health and reflection services until told to stop.
+//!
+//! [`Application::build`] binds before it returns, so tests ask for port 0 and read the
+//! port back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kpi_proto::v1::import_service_server::ImportServiceServer;
+use kpi_proto::v1::kpi_service_server::KpiServiceServer;
+use kpi_store::Store;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::auth::{Role, TokenError, Tokens};
+use crate::config::Config;
+use crate::import_service::ImportApi;
+use crate::kpi_service::KpiApi;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error("refusing to listen on {0} without tokens: configure KPI_TOKENS or KPI_TOKENS_FILE, or pass --insecure")]
+    InsecureListen(SocketAddr),
+    #[error(transparent)]
+    Store(#[from] kpi_store::StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: SocketAddr, source: std::io::Error },
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A built server, bound and ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    config: Config,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    store: Store,
+    tokens: Tokens,
+    catalog: Arc<kpi_core::Catalog>,
+}
+
+impl Application {
+    /// Checks the configuration, connects (creating and migrating the database), loads the
+    /// catalog and binds the listener.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let tokens = Tokens::load(config.tokens_file.as_deref(), config.tokens.as_deref())?;
+        if !config.listen.ip().is_loopback() && !tokens.is_enabled() && !config.insecure {
+            return Err(StartupError::InsecureListen(config.listen));
+        }
+        let catalog = kpi_store::load_catalog_file(config.catalog.as_deref())?;
+        let store = Store::connect(&config.database_url).await?;
+        store.load_catalog(&catalog).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartupError::Bind { address: config.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind { address: config.listen, source })?;
+        tracing::info!(
+            address = %local_addr,
+            database = store.backend_name(),
+            auth = tokens.is_enabled(),
+            resolution = %catalog.resolution.code,
+            "kpi-server ready"
+        );
+        Ok(Application { config, listener, local_addr, store, tokens, catalog: Arc::new(catalog) })
+    }
+
+    /// The address actually bound (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then gives in-flight calls the configured grace
+    /// period before returning.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(kpi_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(kpi_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let kpi = KpiServiceServer::with_interceptor(KpiApi::new(self.store.clone()), self.tokens.require(Role::Read));
+        let import = ImportServiceServer::with_interceptor(
+            ImportApi::new(self.store.clone(), Arc::clone(&self.catalog), self.config.max_upload_bytes),
+            self.tokens.require(Role::Import),
+        );
+
+        let watcher = tokio::spawn(watch_database(self.store.clone(), health_reporter, self.config.health_interval()));
+        let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
+        let serving = Server::builder()
+            .trace_fn(|request| {
+                tracing::info_span!(
+                    "grpc",
+                    method = %request.uri().path(),
+                    unit = tracing::field::Empty,
+                    period = tracing::field::Empty,
+                )
+            })
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(kpi)
+            .add_service(import)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
+                stop_receiver.await.ok();
+            });
+        tokio::pin!(serving);
+        let outcome = tokio::select! {
+            result = &mut serving => result.map_err(StartupError::from),
+            () = shutdown => {
+                tracing::info!(grace_seconds = self.config.shutdown_grace_seconds, "shutting down");
+                stop_sender.send(()).ok();
+                match tokio::time::timeout(self.config.shutdown_grace(), &mut serving).await {
+                    Ok(result) => result.map_err(StartupError::from),
+                    Err(_) => {
+                        tracing::warn!("grace period over; dropping calls still in flight");
+                        Ok(())
+                    }
+                }
+            }
+        };
+        watcher.abort();
+        outcome
+    }
+}
+
+/// Keeps the health status in step with the database: NOT_SERVING while it is unreachable.
+async fn watch_database(store: Store, reporter: tonic_health::server::HealthReporter, interval: std::time::Duration) {
+    let services = ["", "kpi.v1.KpiService", "kpi.v1.ImportService"];
+    let mut last = None;
+    loop {
+        let status = match store.ping().await {
+            Ok(()) => ServingStatus::Serving,
+            Err(error) => {
+                tracing::warn!(%error, "database health check failed");
+                ServingStatus::NotServing
+            }
+        };
+        if last != Some(status) {
+            for service in services {
+                reporter.set_service_status(service, status).await;
+            }
+            last = Some(status);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
