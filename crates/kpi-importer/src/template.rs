@@ -41,8 +41,9 @@ pub enum TemplateError {
 pub enum Input {
     Number(f64),
     Text(String),
-    /// A formula with its saved result, or `None` for a formula never calculated.
-    Formula { formula: String, result: Option<f64> },
+    /// A formula with its saved result (`"94.44"`, `"#DIV/0!"`), or `None` for a formula
+    /// never calculated.
+    Formula { formula: String, result: Option<String> },
 }
 
 /// One indicator row.
@@ -131,7 +132,7 @@ pub fn write_report(content: &ReportContent) -> Result<Vec<u8>, TemplateError> {
                 Some(Input::Text(t)) => sheet.write_with_format(r, col, t.as_str(), &input)?,
                 Some(Input::Formula { formula, result }) => {
                     let formula = Formula::new(formula.as_str())
-                        .set_result(result.map(|n| n.to_string()).unwrap_or_default());
+                        .set_result(result.clone().unwrap_or_default());
                     sheet.write_formula_with_format(r, col, formula, &input)?
                 }
             };
