@@ -1,0 +1,87 @@
+//! Error codes: malformed input is INVALID_ARGUMENT with a field violation naming the field,
+//! unknown codes are NOT_FOUND.
+
+use kpi_proto::v1;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::helpers::{kpi_request, spawn_app};
+
+fn violated_field(status: &Status) -> String {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let details = status.get_error_details();
+    let violations = details.bad_request().map(|b| b.field_violations.clone()).unwrap_or_default();
+    assert_eq!(violations.len(), 1, "{status:?}");
+    violations[0].field.clone()
+}
+
+#[tokio::test]
+async fn malformed_requests_name_their_field() {
+    let app = spawn_app().await;
+    let mut client = app.kpi().await;
+
+    let status = client.get_kpi(kpi_request("PACNAM", "B05", "2022X")).await.unwrap_err();
+    assert_eq!(violated_field(&status), "period");
+    let status = client.get_kpi(kpi_request("pac nam", "B05", "2022")).await.unwrap_err();
+    assert_eq!(violated_field(&status), "unit_code");
+    let status = client.get_kpi(kpi_request("PACNAM", "", "2022")).await.unwrap_err();
+    assert_eq!(violated_field(&status), "indicator_code");
+
+    let status = client
+        .list_units(v1::ListUnitsRequest { parent_code: String::new(), page_size: -1, page_token: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_field(&status), "page_size");
+    let status = client
+        .list_units(v1::ListUnitsRequest { parent_code: String::new(), page_size: 10, page_token: "forged".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_field(&status), "page_token");
+
+    let status = client
+        .get_trend(v1::GetTrendRequest {
+            unit_code: "PACNAM".into(),
+            indicator_code: "A01".into(),
+            from_period: "2022".into(),
+            to_period: "2023Q1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_field(&status), "to_period");
+    let status = client
+        .query_kpis(v1::QueryKpisRequest { unit_codes: vec!["PACNAM".into()], ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_field(&status), "periods");
+}
+
+#[tokio::test]
+async fn unknown_codes_are_not_found() {
+    let app = spawn_app().await;
+    let mut client = app.kpi().await;
+    let status = client.get_kpi(kpi_request("HANOI", "B05", "2022")).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("HANOI"));
+    let status = client.get_kpi(kpi_request("PACNAM", "Z99", "2022")).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .get_scorecard(v1::GetScorecardRequest { resolution_code: "01-NQ/TW".into(), unit_code: "PACNAM".into(), period: "2022".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .list_indicators(v1::ListIndicatorsRequest { resolution_code: "01-NQ/TW".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .rank_units(v1::RankUnitsRequest { parent_code: "NOWHERE".into(), indicator_code: "A01".into(), period: "2022".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .list_revisions(v1::ListRevisionsRequest { unit_code: "NOWHERE".into(), period: "2022".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}

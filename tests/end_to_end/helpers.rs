@@ -1,0 +1,112 @@
+//! `spawn_app`: one server per test, on its own database, stopped when the test ends.
+
+use clap::Parser;
+use kpi_proto::v1;
+use kpi_proto::v1::import_service_client::ImportServiceClient;
+use kpi_proto::v1::kpi_service_client::KpiServiceClient;
+use kpi_server::{Application, Config};
+use kpi_store::test_support::TestDatabase;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Chunk size of uploads: small enough that every test file spans several chunks.
+const UPLOAD_CHUNK: usize = 4096;
+
+pub struct TestApp {
+    pub endpoint: String,
+    pub database: TestDatabase,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), kpi_server::StartupError>>>,
+}
+
+/// The configuration a test server starts from: port 0 and the test's own database.
+pub fn test_config(database_url: &str) -> Config {
+    Config::parse_from(["kpi-server", "--listen", "127.0.0.1:0", "--database-url", database_url])
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    let database = TestDatabase::new().await;
+    let mut config = test_config(&database.url);
+    customize(&mut config);
+    let application = Application::build(config).await.expect("the server starts");
+    let endpoint = format!("http://{}", application.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until_stopped(async {
+        stopped.await.ok();
+    }));
+    TestApp { endpoint, database, stop: Some(stop), server: Some(server) }
+}
+
+impl TestApp {
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint.clone()).unwrap().connect().await.unwrap()
+    }
+
+    pub async fn kpi(&self) -> KpiServiceClient<Channel> {
+        KpiServiceClient::new(self.channel().await)
+    }
+
+    pub async fn importer(&self) -> ImportServiceClient<Channel> {
+        ImportServiceClient::new(self.channel().await)
+    }
+
+    /// Uploads one workbook in several chunks.
+    pub async fn upload(&self, file_name: &str, bytes: &[u8], dry_run: bool) -> Result<v1::ImportResult, tonic::Status> {
+        let request = upload_request(file_name, bytes, dry_run, "", "");
+        self.importer().await.import_workbook(request).await.map(tonic::Response::into_inner)
+    }
+
+    /// Stops the server and waits for it, as SIGTERM would.
+    pub async fn stop(mut self) -> Result<(), kpi_server::StartupError> {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        match self.server.take() {
+            Some(server) => server.await.unwrap(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A streamed upload of `bytes`, metadata on the first chunk.
+pub fn upload_request(
+    file_name: &str,
+    bytes: &[u8],
+    dry_run: bool,
+    unit_code: &str,
+    period: &str,
+) -> tonic::Request<tokio_stream::Iter<std::vec::IntoIter<v1::ImportChunk>>> {
+    let mut chunks: Vec<v1::ImportChunk> = bytes
+        .chunks(UPLOAD_CHUNK)
+        .map(|data| v1::ImportChunk { data: data.to_vec(), ..Default::default() })
+        .collect();
+    if chunks.is_empty() {
+        chunks.push(v1::ImportChunk::default());
+    }
+    chunks[0].file_name = file_name.to_owned();
+    chunks[0].dry_run = dry_run;
+    chunks[0].unit_code = unit_code.to_owned();
+    chunks[0].period = period.to_owned();
+    tonic::Request::new(tokio_stream::iter(chunks))
+}
+
+pub fn kpi_request(unit: &str, indicator: &str, period: &str) -> v1::GetKpiRequest {
+    v1::GetKpiRequest { unit_code: unit.into(), indicator_code: indicator.into(), period: period.into() }
+}
+
+pub fn assert_close(actual: f64, expected: f64, tolerance: f64) {
+    assert!((actual - expected).abs() <= tolerance, "{actual} is not within {tolerance} of {expected}");
+}

@@ -1,0 +1,79 @@
+//! ImportWorkbook: the importer's pipeline behind gRPC.
+
+use kpi_proto::v1;
+use tonic::Code;
+
+use crate::fixtures::{Cell, report};
+use crate::helpers::{kpi_request, spawn_app, spawn_app_with, upload_request};
+
+#[tokio::test]
+async fn upload_accepts_then_reports_unchanged() {
+    let app = spawn_app().await;
+    let bytes = report("BOCBO", "Năm 2022", &[("A01", Cell::Value(19.0)), ("B01", Cell::Ratio(19.0, 19.0))]);
+    let first = app.upload("bocbo-2022.xlsx", &bytes, false).await.unwrap();
+    assert_eq!(
+        (first.status.as_str(), first.unit.as_str(), first.period.as_str(), first.revision),
+        ("accepted", "BOCBO", "2022", 1)
+    );
+    assert_eq!(first.sha256.len(), 64);
+    assert!(first.errors.is_empty());
+    let again = app.upload("bocbo-2022-copy.xlsx", &bytes, false).await.unwrap();
+    assert_eq!((again.status.as_str(), again.revision), ("unchanged", 1));
+}
+
+#[tokio::test]
+async fn dry_run_reports_but_stores_nothing() {
+    let app = spawn_app().await;
+    let bytes = report("PNV", "2022", &[("A01", Cell::Value(145.0))]);
+    let result = app.upload("pnv-2022.xlsx", &bytes, true).await.unwrap();
+    assert_eq!((result.status.as_str(), result.revision), ("accepted", 1));
+    let kpi = app.kpi().await.get_kpi(kpi_request("PNV", "A01", "2022")).await.unwrap().into_inner();
+    assert!(!kpi.has_value);
+    let revisions = app
+        .kpi()
+        .await
+        .list_revisions(v1::ListRevisionsRequest { unit_code: "PNV".into(), period: "2022".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revisions.revisions.is_empty());
+}
+
+#[tokio::test]
+async fn rejected_upload_names_the_cell_and_stores_nothing() {
+    let app = spawn_app().await;
+    let bytes = report("BANGTHANH", "Năm 2022", &[("A01", Cell::Value(19.0)), ("B01", Cell::Ratio(20.0, 19.0))]);
+    let result = app.upload("bang-thanh-2022.xlsx", &bytes, false).await.unwrap();
+    assert_eq!(result.status, "rejected");
+    assert_eq!(result.errors.len(), 1, "{:?}", result.errors);
+    let error = &result.errors[0];
+    assert_eq!(error.code, "numerator_exceeds_denominator");
+    assert!(!error.cell.is_empty());
+    assert!(error.message.contains("bang-thanh-2022.xlsx"), "{}", error.message);
+    let kpi = app.kpi().await.get_kpi(kpi_request("BANGTHANH", "A01", "2022")).await.unwrap().into_inner();
+    assert!(!kpi.has_value, "a file with an error stores nothing, not even its good rows");
+
+    let garbage = app.upload("report.xlsx", b"STT;Ma chi tieu\n1;A01\n", false).await.unwrap();
+    assert_eq!((garbage.status.as_str(), garbage.errors[0].code.as_str()), ("rejected", "not_a_workbook"));
+}
+
+#[tokio::test]
+async fn upload_metadata_fills_what_the_file_lacks_and_must_agree() {
+    let app = spawn_app().await;
+    let bytes = report("COLINH", "Năm 2022", &[("A01", Cell::Value(18.0))]);
+    let request = upload_request("colinh.xlsx", &bytes, false, "BOCBO", "");
+    let result = app.importer().await.import_workbook(request).await.unwrap().into_inner();
+    assert_eq!(result.status, "rejected");
+    assert_eq!(result.errors[0].code, "metadata_conflict");
+
+    let bad = upload_request("colinh.xlsx", &bytes, false, "", "2022Q9");
+    let status = app.importer().await.import_workbook(bad).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn uploads_over_the_limit_are_refused() {
+    let app = spawn_app_with(|config| config.max_upload_bytes = 10_000).await;
+    let status = app.upload("big.xlsx", &vec![0u8; 20_000], false).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+}
