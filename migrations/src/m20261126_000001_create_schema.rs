@@ -110,11 +110,7 @@ fn foreign_key(
     to_column: impl IntoIden,
     on_delete: ForeignKeyAction,
 ) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(from_table, from_column)
-        .to(to_table, to_column)
-        .on_delete(on_delete)
-        .to_owned()
+    ForeignKey::create().from(from_table, from_column).to(to_table, to_column).on_delete(on_delete).to_owned()
 }
 
 #[async_trait::async_trait]
@@ -132,7 +128,13 @@ impl MigrationTrait for Migration {
                     // "/<root id>/<child id>/.../<own id>/": a subtree is a prefix match.
                     .col(string(Units::Path))
                     .col(integer(Units::Position))
-                    .foreign_key(&mut foreign_key(Units::Table, Units::ParentId, Units::Table, Units::Id, ForeignKeyAction::Restrict))
+                    .foreign_key(&mut foreign_key(
+                        Units::Table,
+                        Units::ParentId,
+                        Units::Table,
+                        Units::Id,
+                        ForeignKeyAction::Restrict,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -168,8 +170,20 @@ impl MigrationTrait for Migration {
                     .col(string_len(Indicators::UnitOfMeasure, 32))
                     .col(integer_null(Indicators::ReporterUnitId))
                     .col(integer(Indicators::Position))
-                    .foreign_key(&mut foreign_key(Indicators::Table, Indicators::ResolutionId, Resolutions::Table, Resolutions::Id, ForeignKeyAction::Restrict))
-                    .foreign_key(&mut foreign_key(Indicators::Table, Indicators::ReporterUnitId, Units::Table, Units::Id, ForeignKeyAction::Restrict))
+                    .foreign_key(&mut foreign_key(
+                        Indicators::Table,
+                        Indicators::ResolutionId,
+                        Resolutions::Table,
+                        Resolutions::Id,
+                        ForeignKeyAction::Restrict,
+                    ))
+                    .foreign_key(&mut foreign_key(
+                        Indicators::Table,
+                        Indicators::ReporterUnitId,
+                        Units::Table,
+                        Units::Id,
+                        ForeignKeyAction::Restrict,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -181,8 +195,20 @@ impl MigrationTrait for Migration {
                     .col(integer(UnitIndicators::UnitId))
                     .col(integer(UnitIndicators::IndicatorId))
                     .primary_key(Index::create().col(UnitIndicators::UnitId).col(UnitIndicators::IndicatorId))
-                    .foreign_key(&mut foreign_key(UnitIndicators::Table, UnitIndicators::UnitId, Units::Table, Units::Id, ForeignKeyAction::Cascade))
-                    .foreign_key(&mut foreign_key(UnitIndicators::Table, UnitIndicators::IndicatorId, Indicators::Table, Indicators::Id, ForeignKeyAction::Cascade))
+                    .foreign_key(&mut foreign_key(
+                        UnitIndicators::Table,
+                        UnitIndicators::UnitId,
+                        Units::Table,
+                        Units::Id,
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut foreign_key(
+                        UnitIndicators::Table,
+                        UnitIndicators::IndicatorId,
+                        Indicators::Table,
+                        Indicators::Id,
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -198,8 +224,20 @@ impl MigrationTrait for Migration {
                     // the unique index on PostgreSQL and SQLite alike).
                     .col(string_len(Targets::Period, 8))
                     .col(double(Targets::Value))
-                    .foreign_key(&mut foreign_key(Targets::Table, Targets::IndicatorId, Indicators::Table, Indicators::Id, ForeignKeyAction::Cascade))
-                    .foreign_key(&mut foreign_key(Targets::Table, Targets::UnitId, Units::Table, Units::Id, ForeignKeyAction::Cascade))
+                    .foreign_key(&mut foreign_key(
+                        Targets::Table,
+                        Targets::IndicatorId,
+                        Indicators::Table,
+                        Indicators::Id,
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut foreign_key(
+                        Targets::Table,
+                        Targets::UnitId,
+                        Units::Table,
+                        Units::Id,
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -225,17 +263,31 @@ impl MigrationTrait for Migration {
                     .col(string_len(Reports::Period, 8))
                     // The one current revision; older ones stay, marked superseded.
                     .col(integer_null(Reports::CurrentRevisionId))
-                    .foreign_key(&mut foreign_key(Reports::Table, Reports::UnitId, Units::Table, Units::Id, ForeignKeyAction::Restrict))
+                    .foreign_key(&mut foreign_key(
+                        Reports::Table,
+                        Reports::UnitId,
+                        Units::Table,
+                        Units::Id,
+                        ForeignKeyAction::Restrict,
+                    ))
                     .to_owned(),
             )
             .await?;
         manager
             .create_index(
-                Index::create().name("uq_reports_unit_period").table(Reports::Table).col(Reports::UnitId).col(Reports::Period).unique().to_owned(),
+                Index::create()
+                    .name("uq_reports_unit_period")
+                    .table(Reports::Table)
+                    .col(Reports::UnitId)
+                    .col(Reports::Period)
+                    .unique()
+                    .to_owned(),
             )
             .await?;
         manager
-            .create_index(Index::create().name("idx_reports_period").table(Reports::Table).col(Reports::Period).to_owned())
+            .create_index(
+                Index::create().name("idx_reports_period").table(Reports::Table).col(Reports::Period).to_owned(),
+            )
             .await?;
 
         manager
@@ -254,13 +306,25 @@ impl MigrationTrait for Migration {
                     // A JSON array of {sheet, cell, code, message}.
                     .col(text(Revisions::Warnings))
                     .col(string_len(Revisions::Status, 16))
-                    .foreign_key(&mut foreign_key(Revisions::Table, Revisions::ReportId, Reports::Table, Reports::Id, ForeignKeyAction::Cascade))
+                    .foreign_key(&mut foreign_key(
+                        Revisions::Table,
+                        Revisions::ReportId,
+                        Reports::Table,
+                        Reports::Id,
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
         manager
             .create_index(
-                Index::create().name("uq_revisions_report_number").table(Revisions::Table).col(Revisions::ReportId).col(Revisions::Number).unique().to_owned(),
+                Index::create()
+                    .name("uq_revisions_report_number")
+                    .table(Revisions::Table)
+                    .col(Revisions::ReportId)
+                    .col(Revisions::Number)
+                    .unique()
+                    .to_owned(),
             )
             .await?;
 
@@ -275,8 +339,20 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null(ReportValues::Numerator))
                     .col(big_integer_null(ReportValues::Denominator))
                     .col(text_null(ReportValues::Note))
-                    .foreign_key(&mut foreign_key(ReportValues::Table, ReportValues::RevisionId, Revisions::Table, Revisions::Id, ForeignKeyAction::Cascade))
-                    .foreign_key(&mut foreign_key(ReportValues::Table, ReportValues::IndicatorId, Indicators::Table, Indicators::Id, ForeignKeyAction::Restrict))
+                    .foreign_key(&mut foreign_key(
+                        ReportValues::Table,
+                        ReportValues::RevisionId,
+                        Revisions::Table,
+                        Revisions::Id,
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut foreign_key(
+                        ReportValues::Table,
+                        ReportValues::IndicatorId,
+                        Indicators::Table,
+                        Indicators::Id,
+                        ForeignKeyAction::Restrict,
+                    ))
                     .to_owned(),
             )
             .await?;

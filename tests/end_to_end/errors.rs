@@ -65,17 +65,23 @@ async fn unknown_codes_are_not_found() {
     let status = client.get_kpi(kpi_request("PACNAM", "Z99", "2022")).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     let status = client
-        .get_scorecard(v1::GetScorecardRequest { resolution_code: "01-NQ/TW".into(), unit_code: "PACNAM".into(), period: "2022".into() })
+        .get_scorecard(v1::GetScorecardRequest {
+            resolution_code: "01-NQ/TW".into(),
+            unit_code: "PACNAM".into(),
+            period: "2022".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    let status = client
-        .list_indicators(v1::ListIndicatorsRequest { resolution_code: "01-NQ/TW".into() })
-        .await
-        .unwrap_err();
+    let status =
+        client.list_indicators(v1::ListIndicatorsRequest { resolution_code: "01-NQ/TW".into() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     let status = client
-        .rank_units(v1::RankUnitsRequest { parent_code: "NOWHERE".into(), indicator_code: "A01".into(), period: "2022".into() })
+        .rank_units(v1::RankUnitsRequest {
+            parent_code: "NOWHERE".into(),
+            indicator_code: "A01".into(),
+            period: "2022".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);

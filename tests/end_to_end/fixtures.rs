@@ -20,7 +20,9 @@ pub fn report(unit: &str, period: &str, rows: &[(&str, Cell)]) -> Vec<u8> {
         rows: rows
             .iter()
             .map(|(code, cell)| match cell {
-                Cell::Value(value) => Row { code: (*code).to_owned(), value: Some(Input::Number(*value)), ..Row::default() },
+                Cell::Value(value) => {
+                    Row { code: (*code).to_owned(), value: Some(Input::Number(*value)), ..Row::default() }
+                }
                 Cell::Ratio(numerator, denominator) => Row {
                     code: (*code).to_owned(),
                     numerator: Some(Input::Number(*numerator)),
@@ -40,14 +42,18 @@ pub fn district_2022() -> Vec<(String, Vec<u8>)> {
     let mut files = vec![
         (
             "pnv-2022.xlsx".to_owned(),
-            report("PNV", "Năm 2022", &[
-                ("A01", Value(145.0)),
-                ("A02", Value(111.0)),
-                ("A04", Value(34.0)),
-                ("B04", Ratio(145.0, 145.0)),
-                ("B05", Ratio(15.0, 145.0)),
-                ("C04", Ratio(12.0, 12.0)),
-            ]),
+            report(
+                "PNV",
+                "Năm 2022",
+                &[
+                    ("A01", Value(145.0)),
+                    ("A02", Value(111.0)),
+                    ("A04", Value(34.0)),
+                    ("B04", Ratio(145.0, 145.0)),
+                    ("B05", Ratio(15.0, 145.0)),
+                    ("C04", Ratio(12.0, 12.0)),
+                ],
+            ),
         ),
         (
             "pgddt-2022.xlsx".to_owned(),
@@ -56,16 +62,22 @@ pub fn district_2022() -> Vec<(String, Vec<u8>)> {
         ("vphdnd-2022.xlsx".to_owned(), report("VPHDND", "Năm 2022", &[("C01", Value(47.0)), ("C02", Value(27.4))])),
     ];
     // 184 commune staff over four communes of different sizes.
-    for (unit, staff, trained) in [("BOCBO", 40.0, 40.0), ("COLINH", 52.0, 50.0), ("XUANLA", 46.0, 46.0), ("CAOTAN", 46.0, 45.0)] {
+    for (unit, staff, trained) in
+        [("BOCBO", 40.0, 40.0), ("COLINH", 52.0, 50.0), ("XUANLA", 46.0, 46.0), ("CAOTAN", 46.0, 45.0)]
+    {
         files.push((
             format!("{}-2022.xlsx", unit.to_lowercase()),
-            report(unit, "Năm 2022", &[
-                ("A01", Value(staff)),
-                ("A03", Value(staff)),
-                ("B01", Ratio(trained, staff)),
-                ("C03", Ratio(1.0, 1.0)),
-                ("C05", Value(0.0)),
-            ]),
+            report(
+                unit,
+                "Năm 2022",
+                &[
+                    ("A01", Value(staff)),
+                    ("A03", Value(staff)),
+                    ("B01", Ratio(trained, staff)),
+                    ("C03", Ratio(1.0, 1.0)),
+                    ("C05", Value(0.0)),
+                ],
+            ),
         ));
     }
     files

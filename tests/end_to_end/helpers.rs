@@ -56,7 +56,12 @@ impl TestApp {
     }
 
     /// Uploads one workbook in several chunks.
-    pub async fn upload(&self, file_name: &str, bytes: &[u8], dry_run: bool) -> Result<v1::ImportResult, tonic::Status> {
+    pub async fn upload(
+        &self,
+        file_name: &str,
+        bytes: &[u8],
+        dry_run: bool,
+    ) -> Result<v1::ImportResult, tonic::Status> {
         let request = upload_request(file_name, bytes, dry_run, "", "");
         self.importer().await.import_workbook(request).await.map(tonic::Response::into_inner)
     }
@@ -89,10 +94,8 @@ pub fn upload_request(
     unit_code: &str,
     period: &str,
 ) -> tonic::Request<tokio_stream::Iter<std::vec::IntoIter<v1::ImportChunk>>> {
-    let mut chunks: Vec<v1::ImportChunk> = bytes
-        .chunks(UPLOAD_CHUNK)
-        .map(|data| v1::ImportChunk { data: data.to_vec(), ..Default::default() })
-        .collect();
+    let mut chunks: Vec<v1::ImportChunk> =
+        bytes.chunks(UPLOAD_CHUNK).map(|data| v1::ImportChunk { data: data.to_vec(), ..Default::default() }).collect();
     if chunks.is_empty() {
         chunks.push(v1::ImportChunk::default());
     }

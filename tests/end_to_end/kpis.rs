@@ -56,7 +56,11 @@ async fn scorecard_lists_b05_and_b06_as_not_met() {
     let app = app_with_2022().await;
     let mut client = app.kpi().await;
     let scorecard = client
-        .get_scorecard(v1::GetScorecardRequest { resolution_code: "09-NQ/HU".into(), unit_code: "PACNAM".into(), period: "2022".into() })
+        .get_scorecard(v1::GetScorecardRequest {
+            resolution_code: "09-NQ/HU".into(),
+            unit_code: "PACNAM".into(),
+            period: "2022".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -93,7 +97,11 @@ async fn units_and_indicators_are_listed_with_pages() {
     assert_eq!(first.units[0].parent_code, "PACNAM");
     assert!(!first.next_page_token.is_empty());
     let second = client
-        .list_units(v1::ListUnitsRequest { parent_code: "PACNAM".into(), page_size: 10, page_token: first.next_page_token })
+        .list_units(v1::ListUnitsRequest {
+            parent_code: "PACNAM".into(),
+            page_size: 10,
+            page_token: first.next_page_token,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -115,7 +123,10 @@ async fn units_and_indicators_are_listed_with_pages() {
     let b06 = indicators.iter().find(|i| i.code == "B06").unwrap();
     assert_eq!(b06.kind(), v1::IndicatorKind::Ratio);
     assert_eq!(b06.targets.len(), 1);
-    assert_eq!((b06.targets[0].unit_code.as_str(), b06.targets[0].period.as_str(), b06.targets[0].value), ("PACNAM", "", 85.0));
+    assert_eq!(
+        (b06.targets[0].unit_code.as_str(), b06.targets[0].period.as_str(), b06.targets[0].value),
+        ("PACNAM", "", 85.0)
+    );
     let c05 = indicators.iter().find(|i| i.code == "C05").unwrap();
     assert_eq!((c05.time_aggregation(), c05.direction()), (v1::TimeAggregation::Flow, v1::Direction::LowerIsBetter));
     assert_eq!(indicators.iter().find(|i| i.code == "C02").unwrap().reported_by, "VPHDND");
@@ -174,12 +185,17 @@ async fn trend_ranking_completeness_and_revisions() {
     assert_eq!(points, [("2020", false, 0.0), ("2021", false, 0.0), ("2022", true, 993.0)]);
 
     let ranking = client
-        .rank_units(v1::RankUnitsRequest { parent_code: "PACNAM".into(), indicator_code: "B01".into(), period: "2022".into() })
+        .rank_units(v1::RankUnitsRequest {
+            parent_code: "PACNAM".into(),
+            indicator_code: "B01".into(),
+            period: "2022".into(),
+        })
         .await
         .unwrap()
         .into_inner()
         .entries;
-    let order: Vec<(&str, i32)> = ranking.iter().map(|e| (e.kpi.as_ref().unwrap().unit_code.as_str(), e.rank)).collect();
+    let order: Vec<(&str, i32)> =
+        ranking.iter().map(|e| (e.kpi.as_ref().unwrap().unit_code.as_str(), e.rank)).collect();
     // 100% (BOCBO, XUANLA by code), then 97.8% (CAOTAN), then 96.2% (COLINH), then no data.
     assert_eq!(&order[..4], [("BOCBO", 1), ("XUANLA", 2), ("CAOTAN", 3), ("COLINH", 4)]);
     assert_eq!(order.len(), 13);
@@ -206,7 +222,8 @@ async fn trend_ranking_completeness_and_revisions() {
         .unwrap()
         .into_inner()
         .revisions;
-    let summary: Vec<(i32, &str, &str)> = revisions.iter().map(|r| (r.number, r.file_name.as_str(), r.status.as_str())).collect();
+    let summary: Vec<(i32, &str, &str)> =
+        revisions.iter().map(|r| (r.number, r.file_name.as_str(), r.status.as_str())).collect();
     assert_eq!(summary, [(2, "pnv-2022-corrected.xlsx", "current"), (1, "pnv-2022.xlsx", "superseded")]);
     assert_eq!(revisions[1].imported_by, "grpc");
     assert_eq!(revisions[1].prepared_by, "Nông Thị Hoa");

@@ -3,9 +3,9 @@
 use kpi_server::Application;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 use crate::fixtures::{Cell, report};
 use crate::helpers::{kpi_request, spawn_app, spawn_app_with, test_config, upload_request};
@@ -68,11 +68,14 @@ async fn health_and_reflection_answer_without_proto_files() {
     }
 
     use tokio_stream::StreamExt;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut responses = ServerReflectionClient::new(app.channel().await)
         .server_reflection_info(tokio_stream::iter(vec![request]))
         .await
@@ -98,7 +101,9 @@ async fn health_and_reflection_answer_without_proto_files() {
         .unwrap()
         .into_inner();
     let Some(Ok(response)) = responses.next().await else { panic!("no v1alpha answer") };
-    assert!(matches!(response.message_response, Some(AlphaResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()));
+    assert!(
+        matches!(response.message_response, Some(AlphaResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty())
+    );
 }
 
 #[tokio::test]

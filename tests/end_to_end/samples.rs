@@ -43,7 +43,8 @@ async fn samples_reproduce_the_district_totals_and_the_review() {
         assert_eq!(result.status, "accepted", "{name}: {:?}", result.errors);
     }
 
-    let totals: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("totals.json")).unwrap()).unwrap();
+    let totals: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("totals.json")).unwrap()).unwrap();
     let mut client = app.kpi().await;
     let mut checked = 0;
     for (period, indicators) in totals["totals"].as_object().unwrap() {
@@ -70,11 +71,20 @@ async fn samples_reproduce_the_district_totals_and_the_review() {
     assert_close(c02.achievement.unwrap(), 1.37, 1e-9);
     assert_eq!(c02.status(), KpiStatus::Met);
     let scorecard = client
-        .get_scorecard(v1::GetScorecardRequest { resolution_code: "09-NQ/HU".into(), unit_code: "PACNAM".into(), period: "2022".into() })
+        .get_scorecard(v1::GetScorecardRequest {
+            resolution_code: "09-NQ/HU".into(),
+            unit_code: "PACNAM".into(),
+            period: "2022".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    let not_met: Vec<&str> = scorecard.entries.iter().filter(|e| e.status() == KpiStatus::NotMet).map(|e| e.indicator_code.as_str()).collect();
+    let not_met: Vec<&str> = scorecard
+        .entries
+        .iter()
+        .filter(|e| e.status() == KpiStatus::NotMet)
+        .map(|e| e.indicator_code.as_str())
+        .collect();
     assert!(not_met.contains(&"B05") && not_met.contains(&"B06"), "{not_met:?}");
 
     // A second upload of every file changes nothing.

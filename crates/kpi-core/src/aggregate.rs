@@ -13,20 +13,13 @@ use crate::figure::{Figure, IndicatorKind, TimeAggregation};
 use crate::period::Period;
 
 /// One unit's figure for `period`, from what it reported for that period and the ones inside.
-pub fn resolve_over_time(
-    period: Period,
-    time: TimeAggregation,
-    reported: &BTreeMap<Period, Figure>,
-) -> Option<Figure> {
+pub fn resolve_over_time(period: Period, time: TimeAggregation, reported: &BTreeMap<Period, Figure>) -> Option<Figure> {
     if let Some(figure) = reported.get(&period) {
         return Some(*figure);
     }
     let children = period.children();
     match time {
-        TimeAggregation::Stock => children
-            .into_iter()
-            .rev()
-            .find_map(|child| resolve_over_time(child, time, reported)),
+        TimeAggregation::Stock => children.into_iter().rev().find_map(|child| resolve_over_time(child, time, reported)),
         TimeAggregation::Flow => children
             .into_iter()
             .filter_map(|child| resolve_over_time(child, time, reported))
@@ -155,10 +148,15 @@ mod tests {
 
     #[test]
     fn counts_sum_and_percents_come_from_their_reporter() {
-        let counts = aggregate_units(IndicatorKind::Count, None::<&u8>, [(1u8, Figure::Count(17)), (2, Figure::Count(19))]);
+        let counts =
+            aggregate_units(IndicatorKind::Count, None::<&u8>, [(1u8, Figure::Count(17)), (2, Figure::Count(19))]);
         assert_eq!(counts.figure, Some(Figure::Count(36)));
         let reporter = 7u8;
-        let percent = aggregate_units(IndicatorKind::Percent, Some(&reporter), [(3u8, Figure::Percent(10.0)), (7, Figure::Percent(27.4))]);
+        let percent = aggregate_units(
+            IndicatorKind::Percent,
+            Some(&reporter),
+            [(3u8, Figure::Percent(10.0)), (7, Figure::Percent(27.4))],
+        );
         assert_eq!(percent.figure, Some(Figure::Percent(27.4)));
         let absent = aggregate_units(IndicatorKind::Percent, Some(&reporter), [(3u8, Figure::Percent(10.0))]);
         assert_eq!(absent.figure, None);

@@ -199,7 +199,8 @@ impl Catalog {
             });
         }
         let units = order_parents_first(units)?;
-        let root = units.first().map(|u| u.code.clone()).ok_or_else(|| inconsistent("the catalog has no units".into()))?;
+        let root =
+            units.first().map(|u| u.code.clone()).ok_or_else(|| inconsistent("the catalog has no units".into()))?;
         let unit_codes: HashSet<&UnitCode> = units.iter().map(|u| &u.code).collect();
 
         for indicator in &indicators {
@@ -208,7 +209,10 @@ impl Catalog {
                     return Err(inconsistent(format!("percent indicator {} needs reported_by", indicator.code)));
                 }
                 (_, Some(unit)) if !unit_codes.contains(unit) => {
-                    return Err(inconsistent(format!("indicator {} is reported_by unknown unit {unit}", indicator.code)));
+                    return Err(inconsistent(format!(
+                        "indicator {} is reported_by unknown unit {unit}",
+                        indicator.code
+                    )));
                 }
                 _ => {}
             }
@@ -262,7 +266,10 @@ fn order_parents_first(units: Vec<UnitDef>) -> Result<Vec<UnitDef>, CatalogError
     }
     let roots: Vec<&UnitCode> = units.iter().filter(|u| u.parent.is_none()).map(|u| &u.code).collect();
     if roots.len() != 1 {
-        return Err(inconsistent(format!("the unit tree needs exactly one root (a unit without parent), found {}", roots.len())));
+        return Err(inconsistent(format!(
+            "the unit tree needs exactly one root (a unit without parent), found {}",
+            roots.len()
+        )));
     }
     for unit in &units {
         if let Some(parent) = &unit.parent {
@@ -276,9 +283,8 @@ fn order_parents_first(units: Vec<UnitDef>) -> Result<Vec<UnitDef>, CatalogError
     let mut pending = units;
     while !pending.is_empty() {
         let before = pending.len();
-        let (ready, rest): (Vec<UnitDef>, Vec<UnitDef>) = pending
-            .into_iter()
-            .partition(|u| u.parent.as_ref().is_none_or(|p| placed.contains(p)));
+        let (ready, rest): (Vec<UnitDef>, Vec<UnitDef>) =
+            pending.into_iter().partition(|u| u.parent.as_ref().is_none_or(|p| placed.contains(p)));
         placed.extend(ready.iter().map(|u| u.code.clone()));
         ordered.extend(ready);
         pending = rest;
@@ -314,7 +320,8 @@ mod tests {
 
     #[test]
     fn inconsistencies_are_refused() {
-        let two_roots = SHIPPED.replace("parent = \"PACNAM\"\nreports = [\"A01\", \"A02\"", "reports = [\"A01\", \"A02\"");
+        let two_roots =
+            SHIPPED.replace("parent = \"PACNAM\"\nreports = [\"A01\", \"A02\"", "reports = [\"A01\", \"A02\"");
         assert!(matches!(Catalog::from_toml(&two_roots), Err(CatalogError::Inconsistent(_))));
         let unknown = SHIPPED.replace("indicator = \"B05\"", "indicator = \"Z99\"");
         assert!(matches!(Catalog::from_toml(&unknown), Err(CatalogError::Inconsistent(_))));

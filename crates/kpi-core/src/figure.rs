@@ -56,7 +56,10 @@ text_codes!(Direction { Higher => "higher", Lower => "lower" });
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Figure {
     Count(i64),
-    Ratio { numerator: i64, denominator: i64 },
+    Ratio {
+        numerator: i64,
+        denominator: i64,
+    },
     /// Percentage points, 0–100.
     Percent(f64),
 }
@@ -75,10 +78,9 @@ impl Figure {
     pub fn add(self, other: Figure) -> Option<Figure> {
         match (self, other) {
             (Figure::Count(a), Figure::Count(b)) => Some(Figure::Count(a.checked_add(b)?)),
-            (
-                Figure::Ratio { numerator: n1, denominator: d1 },
-                Figure::Ratio { numerator: n2, denominator: d2 },
-            ) => Some(Figure::Ratio { numerator: n1.checked_add(n2)?, denominator: d1.checked_add(d2)? }),
+            (Figure::Ratio { numerator: n1, denominator: d1 }, Figure::Ratio { numerator: n2, denominator: d2 }) => {
+                Some(Figure::Ratio { numerator: n1.checked_add(n2)?, denominator: d1.checked_add(d2)? })
+            }
             _ => None,
         }
     }

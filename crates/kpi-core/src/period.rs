@@ -82,18 +82,18 @@ impl Period {
         let error = || PeriodError { text: text.to_owned() };
         let normalized = normalize_label(text).replace(" / ", "/").replace("- ", "-");
         let words: Vec<&str> = normalized.split(' ').filter(|w| !w.is_empty()).collect();
-        let year_word = |word: &str| Self::parse(word).ok().and_then(|p| match p {
-            Period::Year(y) => Some(y),
-            _ => None,
-        });
+        let year_word = |word: &str| {
+            Self::parse(word).ok().and_then(|p| match p {
+                Period::Year(y) => Some(y),
+                _ => None,
+            })
+        };
         match words.as_slice() {
             ["nam", year] => year_word(year).map(Period::Year).ok_or_else(error),
             ["6", "thang", "dau", "nam", year] | ["6", "thang", year] | ["6", "thang", "nam", year] => {
                 year_word(year).map(|y| Period::Half(y, 1)).ok_or_else(error)
             }
-            ["6", "thang", "cuoi", "nam", year] => {
-                year_word(year).map(|y| Period::Half(y, 2)).ok_or_else(error)
-            }
+            ["6", "thang", "cuoi", "nam", year] => year_word(year).map(|y| Period::Half(y, 2)).ok_or_else(error),
             ["quy", rest] => Self::parse_number_slash_year(rest, true)
                 .filter(|(q, _)| (1..=4).contains(q))
                 .map(|(q, y)| Period::Quarter(y, q))
@@ -232,9 +232,7 @@ impl FromStr for Period {
 impl Ord for Period {
     fn cmp(&self, other: &Self) -> Ordering {
         let end = |p: &Period| (p.year(), p.months().1);
-        end(self)
-            .cmp(&end(other))
-            .then_with(|| other.length_in_months().cmp(&self.length_in_months()))
+        end(self).cmp(&end(other)).then_with(|| other.length_in_months().cmp(&self.length_in_months()))
     }
 }
 
@@ -292,14 +290,16 @@ mod tests {
         assert!(Period::Half(2023, 1).contains(Period::Month(2023, 6)));
         assert!(!Period::Half(2023, 1).contains(Period::Month(2023, 7)));
         assert_eq!(year.with_descendants().len(), 1 + 2 + 4 + 12);
-        assert_eq!(Period::Quarter(2023, 2).children(), vec![
-            Period::Month(2023, 4),
-            Period::Month(2023, 5),
-            Period::Month(2023, 6)
-        ]);
+        assert_eq!(
+            Period::Quarter(2023, 2).children(),
+            vec![Period::Month(2023, 4), Period::Month(2023, 5), Period::Month(2023, 6)]
+        );
         let mut periods = vec![Period::Year(2023), Period::Month(2023, 12), Period::Half(2023, 1), Period::Year(2022)];
         periods.sort();
-        assert_eq!(periods, vec![Period::Year(2022), Period::Half(2023, 1), Period::Year(2023), Period::Month(2023, 12)]);
+        assert_eq!(
+            periods,
+            vec![Period::Year(2022), Period::Half(2023, 1), Period::Year(2023), Period::Month(2023, 12)]
+        );
         assert_eq!(Period::Quarter(2023, 4).next(), Period::Quarter(2024, 1));
     }
 }

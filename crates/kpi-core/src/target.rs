@@ -78,7 +78,10 @@ mod tests {
 
         // 184 of 184 meets a target of 100%.
         let full = Figure::Ratio { numerator: 184, denominator: 184 }.value();
-        assert_eq!(evaluate(Some(full), Some(Target { value: 100.0, direction: Direction::Higher })).status, Status::Met);
+        assert_eq!(
+            evaluate(Some(full), Some(Target { value: 100.0, direction: Direction::Higher })).status,
+            Status::Met
+        );
     }
 
     #[test]

@@ -43,10 +43,7 @@ fn base_letter(ch: char) -> char {
     if ch.is_ascii() {
         return ch;
     }
-    GROUPS
-        .iter()
-        .find(|(letters, _)| letters.contains(ch))
-        .map_or(ch, |&(_, base)| base)
+    GROUPS.iter().find(|(letters, _)| letters.contains(ch)).map_or(ch, |&(_, base)| base)
 }
 
 #[cfg(test)]

@@ -46,10 +46,12 @@ impl Tokens {
             let text = std::fs::read_to_string(path)
                 .map_err(|source| TokenError::File { path: path.display().to_string(), source })?;
             for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-                let parsed = line.split_once(char::is_whitespace).and_then(|(role, token)| Some((Role::parse(role)?, token.trim())));
-                let (role, token) = parsed
-                    .filter(|(_, token)| !token.is_empty())
-                    .ok_or_else(|| TokenError::Malformed { origin: path.display().to_string(), entry: line.to_owned() })?;
+                let parsed = line
+                    .split_once(char::is_whitespace)
+                    .and_then(|(role, token)| Some((Role::parse(role)?, token.trim())));
+                let (role, token) = parsed.filter(|(_, token)| !token.is_empty()).ok_or_else(|| {
+                    TokenError::Malformed { origin: path.display().to_string(), entry: line.to_owned() }
+                })?;
                 tokens.insert(token.to_owned(), role);
             }
         }

@@ -1,7 +1,9 @@
 //! Parsing request fields into domain types (each failure naming its field) and turning
 //! domain values into `kpi.v1` messages.
 
-use kpi_core::{Direction, Figure, IndicatorCode, IndicatorKind, Period, ResolutionCode, Status, TimeAggregation, UnitCode};
+use kpi_core::{
+    Direction, Figure, IndicatorCode, IndicatorKind, Period, ResolutionCode, Status, TimeAggregation, UnitCode,
+};
 use kpi_proto::v1;
 use kpi_store::{IndicatorInfo, Kpi, RevisionInfo, Snapshot, StoredIssue, UnitInfo};
 
@@ -37,7 +39,11 @@ pub fn known_unit<'a>(snapshot: &'a Snapshot, field: &'static str, text: &str) -
 }
 
 /// An indicator that must exist in the catalog.
-pub fn known_indicator<'a>(snapshot: &'a Snapshot, field: &'static str, text: &str) -> Result<&'a IndicatorInfo, ApiError> {
+pub fn known_indicator<'a>(
+    snapshot: &'a Snapshot,
+    field: &'static str,
+    text: &str,
+) -> Result<&'a IndicatorInfo, ApiError> {
     let code = indicator_code(field, text)?;
     snapshot.indicator(&code).ok_or_else(|| ApiError::not_found("indicator", code))
 }
@@ -139,7 +145,12 @@ pub fn status(status: Status) -> v1::KpiStatus {
 }
 
 pub fn issue(issue: &StoredIssue) -> v1::Issue {
-    v1::Issue { sheet: issue.sheet.clone(), cell: issue.cell.clone(), code: issue.code.clone(), message: issue.message.clone() }
+    v1::Issue {
+        sheet: issue.sheet.clone(),
+        cell: issue.cell.clone(),
+        code: issue.code.clone(),
+        message: issue.message.clone(),
+    }
 }
 
 pub fn revision(info: &RevisionInfo) -> v1::Revision {

@@ -44,7 +44,9 @@ impl From<ApiError> for Status {
             ApiError::UploadTooLarge { limit } => {
                 Status::resource_exhausted(format!("the workbook is larger than the limit of {limit} bytes"))
             }
-            ApiError::Store(StoreError::Unknown { kind, code }) => Status::not_found(format!("{kind} {code} not found")),
+            ApiError::Store(StoreError::Unknown { kind, code }) => {
+                Status::not_found(format!("{kind} {code} not found"))
+            }
             ApiError::Store(StoreError::Unavailable(source)) => {
                 tracing::warn!(error = %source, "database unavailable");
                 Status::unavailable("the database is unavailable; retry later")

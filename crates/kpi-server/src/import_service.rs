@@ -31,13 +31,19 @@ impl ImportApi {
         ImportApi { store, catalog, max_upload_bytes }
     }
 
-    async fn import(&self, options: ImportOptions, mut chunks: Streaming<v1::ImportChunk>) -> Result<v1::ImportResult, ApiError> {
+    async fn import(
+        &self,
+        options: ImportOptions,
+        mut chunks: Streaming<v1::ImportChunk>,
+    ) -> Result<v1::ImportResult, ApiError> {
         let mut file_name = String::new();
         let mut data = Vec::new();
         let mut options = options;
         let mut first = true;
         while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|status| ApiError::invalid("data", format!("the upload stream broke: {}", status.message())))?;
+            let chunk = chunk.map_err(|status| {
+                ApiError::invalid("data", format!("the upload stream broke: {}", status.message()))
+            })?;
             if first {
                 first = false;
                 file_name = chunk.file_name;
@@ -71,7 +77,12 @@ fn import_result(report: FileReport) -> v1::ImportResult {
     let issues = |issues: &[Issue]| {
         issues
             .iter()
-            .map(|i| v1::Issue { sheet: i.sheet.clone(), cell: i.cell.clone(), code: i.code.to_owned(), message: i.message.clone() })
+            .map(|i| v1::Issue {
+                sheet: i.sheet.clone(),
+                cell: i.cell.clone(),
+                code: i.code.to_owned(),
+                message: i.message.clone(),
+            })
             .collect()
     };
     v1::ImportResult {

@@ -43,7 +43,10 @@ impl KpiApi {
         })
     }
 
-    async fn list_indicators(&self, request: v1::ListIndicatorsRequest) -> Result<v1::ListIndicatorsResponse, ApiError> {
+    async fn list_indicators(
+        &self,
+        request: v1::ListIndicatorsRequest,
+    ) -> Result<v1::ListIndicatorsResponse, ApiError> {
         let snapshot = self.store.snapshot().await?;
         let resolution = if request.resolution_code.is_empty() {
             None
@@ -133,7 +136,9 @@ impl KpiApi {
             .map(|i| i.code.clone())
             .collect();
         let kpis = self.store.kpis(&unit.code, &with_target, &[period]).await?;
-        let count = |state: KpiState| i32::try_from(kpis.iter().filter(|k| k.evaluation.status == state).count()).unwrap_or(i32::MAX);
+        let count = |state: KpiState| {
+            i32::try_from(kpis.iter().filter(|k| k.evaluation.status == state).count()).unwrap_or(i32::MAX)
+        };
         Ok(v1::GetScorecardResponse {
             met_count: count(KpiState::Met),
             not_met_count: count(KpiState::NotMet),
@@ -204,7 +209,10 @@ impl KpiApi {
         Ok(v1::RankUnitsResponse { entries })
     }
 
-    async fn get_completeness(&self, request: v1::GetCompletenessRequest) -> Result<v1::GetCompletenessResponse, ApiError> {
+    async fn get_completeness(
+        &self,
+        request: v1::GetCompletenessRequest,
+    ) -> Result<v1::GetCompletenessResponse, ApiError> {
         let snapshot = self.store.snapshot().await?;
         let period = convert::period("period", &request.period)?;
         let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
@@ -234,7 +242,10 @@ impl KpiApi {
 
 #[tonic::async_trait]
 impl KpiService for KpiApi {
-    async fn list_units(&self, request: Request<v1::ListUnitsRequest>) -> Result<Response<v1::ListUnitsResponse>, Status> {
+    async fn list_units(
+        &self,
+        request: Request<v1::ListUnitsRequest>,
+    ) -> Result<Response<v1::ListUnitsResponse>, Status> {
         let request = request.into_inner();
         record_request(&request.parent_code, "");
         observe(self.list_units(request)).await
@@ -253,7 +264,10 @@ impl KpiService for KpiApi {
         observe(self.get_kpi(request)).await
     }
 
-    async fn query_kpis(&self, request: Request<v1::QueryKpisRequest>) -> Result<Response<v1::QueryKpisResponse>, Status> {
+    async fn query_kpis(
+        &self,
+        request: Request<v1::QueryKpisRequest>,
+    ) -> Result<Response<v1::QueryKpisResponse>, Status> {
         let request = request.into_inner();
         record_request(&request.unit_codes.join(","), &request.periods.join(","));
         observe(self.query_kpis(request)).await
@@ -274,7 +288,10 @@ impl KpiService for KpiApi {
         observe(self.get_trend(request)).await
     }
 
-    async fn rank_units(&self, request: Request<v1::RankUnitsRequest>) -> Result<Response<v1::RankUnitsResponse>, Status> {
+    async fn rank_units(
+        &self,
+        request: Request<v1::RankUnitsRequest>,
+    ) -> Result<Response<v1::RankUnitsResponse>, Status> {
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
         observe(self.rank_units(request)).await

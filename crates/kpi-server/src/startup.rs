@@ -63,7 +63,8 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartupError::Bind { address: config.listen, source })?;
-        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind { address: config.listen, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| StartupError::Bind { address: config.listen, source })?;
         tracing::info!(
             address = %local_addr,
             database = store.backend_name(),

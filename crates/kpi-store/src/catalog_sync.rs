@@ -44,7 +44,10 @@ impl Store {
             .await?;
         if backend == DbBackend::Postgres {
             transaction
-                .execute_raw(Statement::from_string(backend, format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")))
+                .execute_raw(Statement::from_string(
+                    backend,
+                    format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})"),
+                ))
                 .await?;
         }
         let changes = sync(&transaction, catalog).await?;
@@ -62,10 +65,8 @@ async fn sync(txn: &DatabaseTransaction, catalog: &Catalog) -> Result<CatalogCha
 
     // The resolution.
     let definition = &catalog.resolution;
-    let existing = resolution::Entity::find()
-        .filter(resolution::Column::Code.eq(definition.code.as_str()))
-        .one(txn)
-        .await?;
+    let existing =
+        resolution::Entity::find().filter(resolution::Column::Code.eq(definition.code.as_str())).one(txn).await?;
     let resolution_id = match existing {
         Some(row) => {
             if (row.title.as_str(), row.adopted_on.as_str(), row.term_end_year)
@@ -103,9 +104,9 @@ async fn sync(txn: &DatabaseTransaction, catalog: &Catalog) -> Result<CatalogCha
         let position = i32::try_from(position).map_err(|_| StoreError::Corrupt("too many units".into()))?;
         let (parent_id, parent_path) = match &definition.parent {
             Some(parent) => {
-                let (id, path) = unit_ids
-                    .get(parent.as_str())
-                    .ok_or_else(|| StoreError::Corrupt(format!("parent {parent} not loaded before {}", definition.code)))?;
+                let (id, path) = unit_ids.get(parent.as_str()).ok_or_else(|| {
+                    StoreError::Corrupt(format!("parent {parent} not loaded before {}", definition.code))
+                })?;
                 (Some(*id), path.clone())
             }
             None => (None, "/".to_owned()),
@@ -194,7 +195,8 @@ async fn sync(txn: &DatabaseTransaction, catalog: &Catalog) -> Result<CatalogCha
         indicator_ids.insert(definition.code.to_string(), id);
     }
     for row in existing_indicators.into_values() {
-        let values = report_value::Entity::find().filter(report_value::Column::IndicatorId.eq(row.id)).count(txn).await?;
+        let values =
+            report_value::Entity::find().filter(report_value::Column::IndicatorId.eq(row.id)).count(txn).await?;
         if values > 0 {
             return Err(StoreError::CatalogConflict(format!(
                 "indicator {} is not in the catalog any more but has {values} stored value(s); keep it in the catalog",
@@ -206,18 +208,16 @@ async fn sync(txn: &DatabaseTransaction, catalog: &Catalog) -> Result<CatalogCha
     }
 
     // Assignments: which indicators each unit reports.
-    let mut existing_assignments: HashSet<(i32, i32)> = unit_indicator::Entity::find()
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|a| (a.unit_id, a.indicator_id))
-        .collect();
+    let mut existing_assignments: HashSet<(i32, i32)> =
+        unit_indicator::Entity::find().all(txn).await?.into_iter().map(|a| (a.unit_id, a.indicator_id)).collect();
     for definition in &catalog.units {
         let Some(&(unit_id, _)) = unit_ids.get(definition.code.as_str()) else { continue };
         for code in &definition.reports {
             let Some(&indicator_id) = indicator_ids.get(code.as_str()) else { continue };
             if !existing_assignments.remove(&(unit_id, indicator_id)) {
-                unit_indicator::ActiveModel { unit_id: Set(unit_id), indicator_id: Set(indicator_id) }.insert(txn).await?;
+                unit_indicator::ActiveModel { unit_id: Set(unit_id), indicator_id: Set(indicator_id) }
+                    .insert(txn)
+                    .await?;
                 changes.inserted += 1;
             }
         }

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kpi_core::aggregate::{aggregate_units, resolve_over_time};
 use kpi_core::{Evaluation, Figure, IndicatorCode, Period, Target, UnitCode, evaluate};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 
 use crate::connection::Store;
 use crate::entity::{report, report_value, unit};
@@ -45,27 +45,43 @@ pub struct Completeness {
 impl Store {
     /// The KPIs of `unit` (its whole subtree) for every pair of `indicators` and `periods`,
     /// indicator-major, in the order given.
-    pub async fn kpis(&self, unit: &UnitCode, indicators: &[IndicatorCode], periods: &[Period]) -> Result<Vec<Kpi>, StoreError> {
+    pub async fn kpis(
+        &self,
+        unit: &UnitCode,
+        indicators: &[IndicatorCode],
+        periods: &[Period],
+    ) -> Result<Vec<Kpi>, StoreError> {
         let snapshot = self.snapshot().await?;
-        let unit_info = snapshot.unit(unit).ok_or_else(|| StoreError::Unknown { kind: "unit", code: unit.to_string() })?;
+        let unit_info =
+            snapshot.unit(unit).ok_or_else(|| StoreError::Unknown { kind: "unit", code: unit.to_string() })?;
         let mut indicator_infos = Vec::with_capacity(indicators.len());
         for code in indicators {
             indicator_infos.push(
-                snapshot.indicator(code).ok_or_else(|| StoreError::Unknown { kind: "indicator", code: code.to_string() })?,
+                snapshot
+                    .indicator(code)
+                    .ok_or_else(|| StoreError::Unknown { kind: "indicator", code: code.to_string() })?,
             );
         }
         let all_periods: HashSet<Period> = periods.iter().flat_map(|p| p.with_descendants()).collect();
         let observations = self
-            .observations(&snapshot, &unit_info.path, snapshot.root().is_some_and(|r| r.id == unit_info.id), &all_periods, indicators)
+            .observations(
+                &snapshot,
+                &unit_info.path,
+                snapshot.root().is_some_and(|r| r.id == unit_info.id),
+                &all_periods,
+                indicators,
+            )
             .await?;
 
         let mut kpis = Vec::with_capacity(indicators.len() * periods.len());
         for indicator in indicator_infos {
             let by_unit = observations.get(&indicator.code);
-            let expected_units = u32::try_from(snapshot.expected_units(unit, &indicator.code).len()).unwrap_or(u32::MAX);
+            let expected_units =
+                u32::try_from(snapshot.expected_units(unit, &indicator.code).len()).unwrap_or(u32::MAX);
             for &period in periods {
                 let resolved = by_unit.into_iter().flatten().filter_map(|(unit_code, reported)| {
-                    resolve_over_time(period, indicator.time_aggregation, reported).map(|figure| (unit_code.clone(), figure))
+                    resolve_over_time(period, indicator.time_aggregation, reported)
+                        .map(|figure| (unit_code.clone(), figure))
                 });
                 let aggregate = aggregate_units(indicator.kind, indicator.reported_by.as_ref(), resolved);
                 let target = snapshot.target_for(indicator, unit, period);
@@ -117,7 +133,10 @@ impl Store {
             .and_where(Expr::col((report_value::Entity, report_value::Column::IndicatorId)).is_in(indicator_ids));
         if !whole_tree {
             query
-                .inner_join(unit::Entity, Expr::col((unit::Entity, unit::Column::Id)).equals((report::Entity, report::Column::UnitId)))
+                .inner_join(
+                    unit::Entity,
+                    Expr::col((unit::Entity, unit::Column::Id)).equals((report::Entity, report::Column::UnitId)),
+                )
                 .and_where(Expr::col((unit::Entity, unit::Column::Path)).like(format!("{path}%")));
         }
         let rows = self.db.query_all(&query).await?;
@@ -130,8 +149,11 @@ impl Store {
             let value: Option<f64> = row.try_get_by_index(3)?;
             let numerator: Option<i64> = row.try_get_by_index(4)?;
             let denominator: Option<i64> = row.try_get_by_index(5)?;
-            let (Some(unit), Some(indicator)) = (snapshot.unit_by_id(unit_id), snapshot.indicator_by_id(indicator_id)) else {
-                return Err(StoreError::Corrupt(format!("value for unit {unit_id} / indicator {indicator_id} outside the catalog")));
+            let (Some(unit), Some(indicator)) = (snapshot.unit_by_id(unit_id), snapshot.indicator_by_id(indicator_id))
+            else {
+                return Err(StoreError::Corrupt(format!(
+                    "value for unit {unit_id} / indicator {indicator_id} outside the catalog"
+                )));
             };
             let period = Period::parse(&period_code).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let figure = figure_from_columns(indicator.kind, value, numerator, denominator)?;

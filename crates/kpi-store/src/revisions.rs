@@ -107,9 +107,8 @@ impl Store {
 
     async fn try_write_revision(&self, new: &NewRevision) -> Result<WriteOutcome, StoreError> {
         let snapshot = self.snapshot().await?;
-        let unit = snapshot
-            .unit(&new.unit)
-            .ok_or_else(|| StoreError::Unknown { kind: "unit", code: new.unit.to_string() })?;
+        let unit =
+            snapshot.unit(&new.unit).ok_or_else(|| StoreError::Unknown { kind: "unit", code: new.unit.to_string() })?;
         let mut values = Vec::with_capacity(new.values.len());
         for value in &new.values {
             let indicator = snapshot
@@ -137,21 +136,20 @@ impl Store {
         .on_conflict_do_nothing_on([report::Column::UnitId, report::Column::Period])
         .exec(&txn)
         .await?;
-        let mut find_report =
-            report::Entity::find().filter(report::Column::UnitId.eq(unit.id)).filter(report::Column::Period.eq(&period));
+        let mut find_report = report::Entity::find()
+            .filter(report::Column::UnitId.eq(unit.id))
+            .filter(report::Column::Period.eq(&period));
         if backend == DbBackend::Postgres {
             find_report = find_report.lock_exclusive();
         }
-        let report_row = find_report
-            .one(&txn)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("report {} {period} vanished inside its transaction", new.unit)))?;
+        let report_row = find_report.one(&txn).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!("report {} {period} vanished inside its transaction", new.unit))
+        })?;
 
         if let Some(current_id) = report_row.current_revision_id {
-            let current = revision::Entity::find_by_id(current_id)
-                .one(&txn)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("report {} {period} points at a missing revision", new.unit)))?;
+            let current = revision::Entity::find_by_id(current_id).one(&txn).await?.ok_or_else(|| {
+                StoreError::Corrupt(format!("report {} {period} points at a missing revision", new.unit))
+            })?;
             if current.sha256 == new.sha256 {
                 txn.rollback().await?;
                 return Ok(WriteOutcome::Unchanged { revision: current.number });
@@ -215,7 +213,11 @@ impl Store {
     }
 
     /// The current revision of a unit's report for a period, if there is one.
-    pub async fn current_revision(&self, unit: &UnitCode, period: Period) -> Result<Option<CurrentRevision>, StoreError> {
+    pub async fn current_revision(
+        &self,
+        unit: &UnitCode,
+        period: Period,
+    ) -> Result<Option<CurrentRevision>, StoreError> {
         let Some(report_row) = self.find_report(unit, period).await? else { return Ok(None) };
         let Some(current_id) = report_row.current_revision_id else { return Ok(None) };
         Ok(revision::Entity::find_by_id(current_id)
@@ -252,20 +254,25 @@ impl Store {
     }
 
     /// The figures of a unit's current revision for a period, in catalog order.
-    pub async fn current_figures(&self, unit: &UnitCode, period: Period) -> Result<Vec<(IndicatorCode, Figure)>, StoreError> {
+    pub async fn current_figures(
+        &self,
+        unit: &UnitCode,
+        period: Period,
+    ) -> Result<Vec<(IndicatorCode, Figure)>, StoreError> {
         let snapshot = self.snapshot().await?;
         let Some(report_row) = self.find_report(unit, period).await? else { return Ok(Vec::new()) };
         let Some(current_id) = report_row.current_revision_id else { return Ok(Vec::new()) };
-        let rows = report_value::Entity::find()
-            .filter(report_value::Column::RevisionId.eq(current_id))
-            .all(&self.db)
-            .await?;
+        let rows =
+            report_value::Entity::find().filter(report_value::Column::RevisionId.eq(current_id)).all(&self.db).await?;
         let mut figures = Vec::with_capacity(rows.len());
         for row in rows {
             let indicator = snapshot
                 .indicator_by_id(row.indicator_id)
                 .ok_or_else(|| StoreError::Corrupt(format!("value of unknown indicator {}", row.indicator_id)))?;
-            figures.push((indicator.code.clone(), figure_from_columns(indicator.kind, row.value, row.numerator, row.denominator)?));
+            figures.push((
+                indicator.code.clone(),
+                figure_from_columns(indicator.kind, row.value, row.numerator, row.denominator)?,
+            ));
         }
         figures.sort_by_key(|(code, _)| snapshot.indicator(code).map(|i| i.id));
         Ok(figures)
@@ -285,7 +292,10 @@ impl Store {
     }
 
     /// Ids of the units with a current report for exactly `period`.
-    pub(crate) async fn reporting_unit_ids(&self, period: Period) -> Result<std::collections::HashSet<i32>, StoreError> {
+    pub(crate) async fn reporting_unit_ids(
+        &self,
+        period: Period,
+    ) -> Result<std::collections::HashSet<i32>, StoreError> {
         let rows: Vec<i32> = report::Entity::find()
             .select_only()
             .column(report::Column::UnitId)

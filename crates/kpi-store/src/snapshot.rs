@@ -161,7 +161,8 @@ impl Store {
             }
         }
         let snapshot = Arc::new(self.read_snapshot().await?);
-        *self.snapshot.write().await = Some(CachedSnapshot { loaded_at: Instant::now(), snapshot: Arc::clone(&snapshot) });
+        *self.snapshot.write().await =
+            Some(CachedSnapshot { loaded_at: Instant::now(), snapshot: Arc::clone(&snapshot) });
         Ok(snapshot)
     }
 

@@ -100,7 +100,8 @@ async fn revisions_are_new_unchanged_or_revised_and_history_is_kept() {
     let figures = store.current_figures(&unit("PNV"), period).await.unwrap();
     assert_eq!(figures, vec![(indicator("B05"), Figure::Ratio { numerator: 15, denominator: 145 })]);
     let history = store.list_revisions(&unit("PNV"), period).await.unwrap();
-    let summary: Vec<(i32, &str, &str)> = history.iter().map(|r| (r.number, r.sha256.as_str(), r.status.as_str())).collect();
+    let summary: Vec<(i32, &str, &str)> =
+        history.iter().map(|r| (r.number, r.sha256.as_str(), r.status.as_str())).collect();
     assert_eq!(summary, vec![(2, "sha-2", "current"), (1, "sha-1", "superseded")]);
     assert_eq!(store.current_revision(&unit("PNV"), period).await.unwrap().map(|r| r.number), Some(2));
 }
@@ -116,7 +117,12 @@ async fn concurrent_writers_never_lose_or_duplicate_a_revision() {
         let store = if writer % 2 == 0 { store.clone() } else { Store::connect(&db.url).await.unwrap() };
         tasks.push(tokio::spawn(async move {
             store
-                .write_revision(&revision("XUANLA", period, &format!("sha-{writer}"), vec![("A01", Figure::Count(writer))]))
+                .write_revision(&revision(
+                    "XUANLA",
+                    period,
+                    &format!("sha-{writer}"),
+                    vec![("A01", Figure::Count(writer))],
+                ))
                 .await
         }));
     }
@@ -141,20 +147,33 @@ async fn kpis_aggregate_up_the_tree_and_over_time() {
     let year = Period::Year(2022);
     // Two communes of different sizes: the district ratio is Σnum/Σden, not a mean.
     store
-        .write_revision(&revision("BOCBO", year, "a", vec![("B01", Figure::Ratio { numerator: 15, denominator: 15 }), ("A01", Figure::Count(19))]))
+        .write_revision(&revision(
+            "BOCBO",
+            year,
+            "a",
+            vec![("B01", Figure::Ratio { numerator: 15, denominator: 15 }), ("A01", Figure::Count(19))],
+        ))
         .await
         .unwrap();
     store
-        .write_revision(&revision("COLINH", year, "b", vec![("B01", Figure::Ratio { numerator: 75, denominator: 150 }), ("A01", Figure::Count(18))]))
+        .write_revision(&revision(
+            "COLINH",
+            year,
+            "b",
+            vec![("B01", Figure::Ratio { numerator: 75, denominator: 150 }), ("A01", Figure::Count(18))],
+        ))
         .await
         .unwrap();
-    store
-        .write_revision(&revision("VPHDND", year, "c", vec![("C02", Figure::Percent(27.4))]))
-        .await
-        .unwrap();
+    store.write_revision(&revision("VPHDND", year, "c", vec![("C02", Figure::Percent(27.4))])).await.unwrap();
     // C05 is a flow reported by half-years only: the year sums them.
-    store.write_revision(&revision("XUANLA", Period::Half(2022, 1), "d", vec![("C05", Figure::Count(2))])).await.unwrap();
-    store.write_revision(&revision("XUANLA", Period::Half(2022, 2), "e", vec![("C05", Figure::Count(1))])).await.unwrap();
+    store
+        .write_revision(&revision("XUANLA", Period::Half(2022, 1), "d", vec![("C05", Figure::Count(2))]))
+        .await
+        .unwrap();
+    store
+        .write_revision(&revision("XUANLA", Period::Half(2022, 2), "e", vec![("C05", Figure::Count(1))]))
+        .await
+        .unwrap();
 
     let kpis = store
         .kpis(&unit("PACNAM"), &[indicator("B01"), indicator("A01"), indicator("C02"), indicator("C05")], &[year])
