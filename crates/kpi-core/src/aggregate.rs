@@ -25,7 +25,7 @@ pub fn resolve_over_time(period: Period, time: TimeAggregation, reported: &BTree
             .filter_map(|child| resolve_over_time(child, time, reported))
             .try_fold(None::<Figure>, |total, figure| match total {
                 None => Some(Some(figure)),
-                Some(total) => total.add(figure).map(Some),
+                Some(total) => total.checked_add(figure).map(Some),
             })
             .flatten(),
     }
@@ -63,7 +63,7 @@ pub fn aggregate_units<U: PartialEq>(
                 aggregate.figure = match aggregate.figure {
                     None => Some(figure),
                     Some(total) => {
-                        let sum = total.add(figure);
+                        let sum = total.checked_add(figure);
                         overflowed |= sum.is_none();
                         sum
                     }

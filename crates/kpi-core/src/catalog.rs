@@ -272,10 +272,8 @@ fn order_parents_first(units: Vec<UnitDef>) -> Result<Vec<UnitDef>, CatalogError
         )));
     }
     for unit in &units {
-        if let Some(parent) = &unit.parent {
-            if !seen.contains(parent) {
-                return Err(inconsistent(format!("unit {} has unknown parent {parent}", unit.code)));
-            }
+        if let Some(parent) = unit.parent.as_ref().filter(|p| !seen.contains(*p)) {
+            return Err(inconsistent(format!("unit {} has unknown parent {parent}", unit.code)));
         }
     }
     let mut placed: HashSet<UnitCode> = HashSet::new();

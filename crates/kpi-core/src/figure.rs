@@ -75,7 +75,7 @@ impl Figure {
     }
 
     /// Adds two figures of the same kind over time (flows); `None` for percents, which never add.
-    pub fn add(self, other: Figure) -> Option<Figure> {
+    pub fn checked_add(self, other: Figure) -> Option<Figure> {
         match (self, other) {
             (Figure::Count(a), Figure::Count(b)) => Some(Figure::Count(a.checked_add(b)?)),
             (Figure::Ratio { numerator: n1, denominator: d1 }, Figure::Ratio { numerator: n2, denominator: d2 }) => {

@@ -54,20 +54,13 @@ impl Period {
         }
         let (year, rest) = code.split_at_checked(4).ok_or_else(error)?;
         let year = year_of(year)?;
-        if let Some(half) = rest.strip_prefix('S').or_else(|| rest.strip_prefix('s')) {
-            if half.len() == 1 {
-                return Ok(Period::Half(year, number_in(half, 1..=2)?));
-            }
-        } else if let Some(quarter) = rest.strip_prefix('Q').or_else(|| rest.strip_prefix('q')) {
-            if quarter.len() == 1 {
-                return Ok(Period::Quarter(year, number_in(quarter, 1..=4)?));
-            }
-        } else if let Some(month) = rest.strip_prefix('-') {
-            if month.len() == 2 {
-                return Ok(Period::Month(year, number_in(month, 1..=12)?));
-            }
+        let (letter, number) = rest.split_at_checked(1).ok_or_else(error)?;
+        match (letter, number.len()) {
+            ("S" | "s", 1) => Ok(Period::Half(year, number_in(number, 1..=2)?)),
+            ("Q" | "q", 1) => Ok(Period::Quarter(year, number_in(number, 1..=4)?)),
+            ("-", 2) => Ok(Period::Month(year, number_in(number, 1..=12)?)),
+            _ => Err(error()),
         }
-        Err(error())
     }
 
     /// Parses what people write in a report form's "Kỳ báo cáo" cell, or a canonical code.

@@ -107,8 +107,10 @@ impl KpiApi {
         let end = offset.saturating_add(size).min(total);
         let mut kpis = Vec::with_capacity(end.saturating_sub(offset));
         if per_unit > 0 && offset < end {
-            for unit_index in offset / per_unit..=(end - 1) / per_unit {
-                let unit_kpis = self.store.kpis(&units[unit_index], &indicators, &periods).await?;
+            let first_unit = offset / per_unit;
+            let touched = (end - 1) / per_unit - first_unit + 1;
+            for (unit_index, unit) in units.iter().enumerate().skip(first_unit).take(touched) {
+                let unit_kpis = self.store.kpis(unit, &indicators, &periods).await?;
                 // Store order is indicator-major within a unit, as is the page's.
                 for (within, kpi) in unit_kpis.iter().enumerate() {
                     let position = unit_index * per_unit + within;

@@ -155,10 +155,8 @@ fn corrupt(what: String) -> StoreError {
 impl Store {
     /// The catalog as stored, at most a few seconds old.
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
-        if let Some(cached) = self.snapshot.read().await.as_ref() {
-            if cached.loaded_at.elapsed() < SNAPSHOT_TTL {
-                return Ok(Arc::clone(&cached.snapshot));
-            }
+        if let Some(cached) = self.snapshot.read().await.as_ref().filter(|c| c.loaded_at.elapsed() < SNAPSHOT_TTL) {
+            return Ok(Arc::clone(&cached.snapshot));
         }
         let snapshot = Arc::new(self.read_snapshot().await?);
         *self.snapshot.write().await =
