@@ -154,9 +154,7 @@ fn read_archive(path: &Path, shown: &str) -> Result<Vec<Input>, Problem> {
     let names: Vec<(String, usize)> = (0..archive.len())
         .filter_map(|i| archive.name_for_index(i).and_then(|n| n.ok()).map(|n| (n.into_owned(), i)))
         .collect();
-    let is_workbook = names
-        .iter()
-        .any(|(n, _)| n == "xl/workbook.xml" || n == "xl/workbook.bin" || n == "content.xml");
+    let is_workbook = names.iter().any(|(n, _)| n == "xl/workbook.xml" || n == "xl/workbook.bin" || n == "content.xml");
     if is_workbook {
         // A workbook named .zip: import it as a file.
         return Ok(vec![Input { path: shown.to_owned(), source: Source::File(path.to_owned()) }]);
@@ -183,14 +181,18 @@ fn read_archive(path: &Path, shown: &str) -> Result<Vec<Input>, Problem> {
                 match read {
                     Err(e) => Source::Unusable(Problem::NotAWorkbook { detail: format!("broken zip entry: {e}") }),
                     Ok(_) if bytes.len() > MAX_FILE_BYTES || (bytes.len() > 1024 * 1024 && ratio > MAX_RATIO) => {
-                        Source::Unusable(Problem::TooLarge { detail: format!("{} bytes, {ratio}× compressed", bytes.len()) })
+                        Source::Unusable(Problem::TooLarge {
+                            detail: format!("{} bytes, {ratio}× compressed", bytes.len()),
+                        })
                     }
                     Ok(_) => Source::Bytes(bytes),
                 }
             }
         };
         if total > MAX_UNPACKED_BYTES * 5 {
-            return Err(Problem::TooLarge { detail: format!("the archive expands beyond {} bytes", MAX_UNPACKED_BYTES * 5) });
+            return Err(Problem::TooLarge {
+                detail: format!("the archive expands beyond {} bytes", MAX_UNPACKED_BYTES * 5),
+            });
         }
         inputs.push(Input { path: shown_entry, source });
     }
@@ -256,10 +258,7 @@ pub fn parse_all(
             });
         }
     });
-    results
-        .into_iter()
-        .filter_map(|slot| slot.into_inner().ok().flatten())
-        .collect()
+    results.into_iter().filter_map(|slot| slot.into_inner().ok().flatten()).collect()
 }
 
 /// Rejects every file whose unit and period another file of the batch also claims.
@@ -272,16 +271,10 @@ pub fn reject_ambiguous(parsed: &mut [ParsedFile], lang: Lang) {
     }
     for ((unit, period), indexes) in by_key.into_iter().filter(|(_, v)| v.len() > 1) {
         for &index in &indexes {
-            let others: Vec<String> = indexes
-                .iter()
-                .filter(|&&other| other != index)
-                .map(|&other| parsed[other].path.clone())
-                .collect();
-            let problem = Problem::AmbiguousInBatch {
-                other: others.join(", "),
-                unit: unit.to_string(),
-                period: period.code(),
-            };
+            let others: Vec<String> =
+                indexes.iter().filter(|&&other| other != index).map(|&other| parsed[other].path.clone()).collect();
+            let problem =
+                Problem::AmbiguousInBatch { other: others.join(", "), unit: unit.to_string(), period: period.code() };
             let name = file_name_of(&parsed[index].path).to_owned();
             parsed[index].reject(issue(lang, &name, "", "", &problem));
         }
@@ -319,11 +312,10 @@ pub async fn run_batch(
     };
     let parse_bar = bar.clone();
     let (catalog_owned, import, jobs) = (Arc::new(catalog.clone()), options.import.clone(), options.jobs);
-    let mut parsed = tokio::task::spawn_blocking(move || {
-        parse_all(inputs, &catalog_owned, &import, jobs, &|_| parse_bar.inc(1))
-    })
-    .await
-    .unwrap_or_default();
+    let mut parsed =
+        tokio::task::spawn_blocking(move || parse_all(inputs, &catalog_owned, &import, jobs, &|_| parse_bar.inc(1)))
+            .await
+            .unwrap_or_default();
     reject_ambiguous(&mut parsed, lang);
     bar.set_message(if lang == Lang::Vi { "đang lưu" } else { "storing" });
     let mut report = BatchReport::default();
@@ -462,11 +454,7 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
         out.push_str("Units still missing:\n");
     }
     for (period, units) in &report.missing {
-        let list = if units.is_empty() {
-            (if vi { "(đủ)" } else { "(none)" }).to_owned()
-        } else {
-            units.join(", ")
-        };
+        let list = if units.is_empty() { (if vi { "(đủ)" } else { "(none)" }).to_owned() } else { units.join(", ") };
         out.push_str(&format!("  {period}: {list}\n"));
     }
     out

@@ -124,9 +124,7 @@ impl Cli {
                         imported_by: args.imported_by.unwrap_or_else(os_user),
                         lang: self.lang,
                     },
-                    jobs: args
-                        .jobs
-                        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+                    jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
                     progress: std::io::stderr().is_terminal(),
                 };
                 let report = run_batch(&store, &catalog, inputs, &options).await?;

@@ -105,9 +105,13 @@ impl Problem {
         match self {
             Problem::NotAWorkbook { detail } => {
                 if vi {
-                    format!("không phải bảng tính Excel/ODS đọc được ({detail}); cần tệp .xlsx, .xlsm, .xlsb, .xls hoặc .ods")
+                    format!(
+                        "không phải bảng tính Excel/ODS đọc được ({detail}); cần tệp .xlsx, .xlsm, .xlsb, .xls hoặc .ods"
+                    )
                 } else {
-                    format!("not a readable Excel/ODS workbook ({detail}); expected an .xlsx, .xlsm, .xlsb, .xls or .ods file")
+                    format!(
+                        "not a readable Excel/ODS workbook ({detail}); expected an .xlsx, .xlsm, .xlsb, .xls or .ods file"
+                    )
                 }
             }
             Problem::PasswordProtected => {
@@ -169,9 +173,13 @@ impl Problem {
             }
             Problem::BadPeriod { found } => {
                 if vi {
-                    format!("\"{found}\" không phải kỳ báo cáo; cần ví dụ \"Năm 2022\", \"6 tháng đầu năm 2023\", \"Quý II/2023\", \"Tháng 3/2023\"")
+                    format!(
+                        "\"{found}\" không phải kỳ báo cáo; cần ví dụ \"Năm 2022\", \"6 tháng đầu năm 2023\", \"Quý II/2023\", \"Tháng 3/2023\""
+                    )
                 } else {
-                    format!("\"{found}\" is not a period; expected e.g. \"Năm 2022\", \"6 tháng đầu năm 2023\", \"Quý II/2023\", \"Tháng 3/2023\"")
+                    format!(
+                        "\"{found}\" is not a period; expected e.g. \"Năm 2022\", \"6 tháng đầu năm 2023\", \"Quý II/2023\", \"Tháng 3/2023\""
+                    )
                 }
             }
             Problem::MetadataConflict { label, in_file, given } => {
@@ -233,7 +241,9 @@ impl Problem {
                 if vi {
                     format!("tử số {numerator} lớn hơn mẫu số {denominator}; cần tử số ≤ mẫu số ({indicator})")
                 } else {
-                    format!("numerator {numerator} exceeds denominator {denominator}; expected numerator ≤ denominator ({indicator})")
+                    format!(
+                        "numerator {numerator} exceeds denominator {denominator}; expected numerator ≤ denominator ({indicator})"
+                    )
                 }
             }
             Problem::ZeroDenominator { indicator } => {
@@ -252,9 +262,13 @@ impl Problem {
             }
             Problem::InconsistentValue { found, expected, indicator } => {
                 if vi {
-                    format!("giá trị {found} không khớp với 100 × Tử số / Mẫu số = {expected:.2} ({indicator}, Giá trị)")
+                    format!(
+                        "giá trị {found} không khớp với 100 × Tử số / Mẫu số = {expected:.2} ({indicator}, Giá trị)"
+                    )
                 } else {
-                    format!("value {found} does not agree with 100 × Tử số / Mẫu số = {expected:.2} ({indicator}, Giá trị)")
+                    format!(
+                        "value {found} does not agree with 100 × Tử số / Mẫu số = {expected:.2} ({indicator}, Giá trị)"
+                    )
                 }
             }
             Problem::ErrorValue { found, indicator, column } => {
@@ -266,16 +280,24 @@ impl Problem {
             }
             Problem::FormulaWithoutResult { indicator, column } => {
                 if vi {
-                    format!("công thức chưa có kết quả được lưu; hãy mở tệp bằng Excel hoặc LibreOffice rồi lưu lại ({indicator}, {column})")
+                    format!(
+                        "công thức chưa có kết quả được lưu; hãy mở tệp bằng Excel hoặc LibreOffice rồi lưu lại ({indicator}, {column})"
+                    )
                 } else {
-                    format!("the formula has no saved result; open the file in a spreadsheet program and save it ({indicator}, {column})")
+                    format!(
+                        "the formula has no saved result; open the file in a spreadsheet program and save it ({indicator}, {column})"
+                    )
                 }
             }
             Problem::AmbiguousInBatch { other, unit, period } => {
                 if vi {
-                    format!("tệp {other} trong cùng đợt nhập cũng là báo cáo của {unit} kỳ {period}; không biết tệp nào đúng")
+                    format!(
+                        "tệp {other} trong cùng đợt nhập cũng là báo cáo của {unit} kỳ {period}; không biết tệp nào đúng"
+                    )
                 } else {
-                    format!("{other} in the same batch is also the report of {unit} for {period}; cannot tell which is right")
+                    format!(
+                        "{other} in the same batch is also the report of {unit} for {period}; cannot tell which is right"
+                    )
                 }
             }
             Problem::UnitNameMismatch { found, registry } => {
@@ -311,7 +333,9 @@ impl Problem {
                 if vi {
                     format!("số liệu ở cột {column} bị bỏ qua: chỉ tiêu {indicator} chỉ dùng cột Giá trị")
                 } else {
-                    format!("the figure in the {column} column is ignored: indicator {indicator} uses the Giá trị column only")
+                    format!(
+                        "the figure in the {column} column is ignored: indicator {indicator} uses the Giá trị column only"
+                    )
                 }
             }
         }

@@ -20,7 +20,7 @@ pub mod template;
 pub mod workbook;
 
 use kpi_core::{Catalog, Period, UnitCode};
-use kpi_store::{NewRevision, NewValue, StoredIssue, Store, StoreError, WriteOutcome};
+use kpi_store::{NewRevision, NewValue, Store, StoreError, StoredIssue, WriteOutcome};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 

@@ -68,20 +68,13 @@ pub fn parse_workbook(
         warnings: Vec::new(),
     };
     let sheets = read_sheets(bytes).map_err(whole_file)?;
-    let Some((sheet, header_row, header_col)) = sheets.iter().find_map(|sheet| {
-        find_header(sheet).map(|(row, col)| (sheet, row, col))
-    }) else {
+    let Some((sheet, header_row, header_col)) =
+        sheets.iter().find_map(|sheet| find_header(sheet).map(|(row, col)| (sheet, row, col)))
+    else {
         let names = sheets.iter().map(|s| s.name.clone()).collect();
         return Err(whole_file(Problem::NoReportSheet { sheets: names }));
     };
-    let mut parser = Parser {
-        file: file_name,
-        sheet,
-        catalog,
-        lang,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut parser = Parser { file: file_name, sheet, catalog, lang, errors: Vec::new(), warnings: Vec::new() };
     let meta = parser.metadata(header_row, overrides);
     let values = parser.data(header_row, header_col, meta.unit.as_ref());
     let Parser { errors, warnings, .. } = parser;
@@ -273,11 +266,10 @@ impl Parser<'_> {
         if let Some(given) = &overrides.unit
             && given != &code
         {
-            let conflict = Problem::MetadataConflict {
-                label: "Mã đơn vị",
-                in_file: code.to_string(),
-                given: given.to_string(),
-            };
+            let conflict =
+                Problem::MetadataConflict {
+                    label: "Mã đơn vị", in_file: code.to_string(), given: given.to_string()
+                };
             self.error(&cell, conflict);
         }
         Some(code)
@@ -292,11 +284,7 @@ impl Parser<'_> {
             }
             Some(value) => {
                 let text = display(value);
-                if text.is_empty() {
-                    None
-                } else {
-                    Some(Period::parse_vietnamese(&text).map_err(|_| text))
-                }
+                if text.is_empty() { None } else { Some(Period::parse_vietnamese(&text).map_err(|_| text)) }
             }
         };
         let period = match parsed {
@@ -347,11 +335,8 @@ impl Parser<'_> {
         assign(&mut columns, header_row, false);
         let before = (columns.numerator, columns.denominator, columns.value);
         assign(&mut columns, header_row + 1, true);
-        let last = if before == (columns.numerator, columns.denominator, columns.value) {
-            header_row
-        } else {
-            header_row + 1
-        };
+        let last =
+            if before == (columns.numerator, columns.denominator, columns.value) { header_row } else { header_row + 1 };
         (columns, last)
     }
 
@@ -371,7 +356,8 @@ impl Parser<'_> {
         let mut values = Vec::new();
         for row in first_row..=last_row {
             let slot = |col: Option<u32>| col.map_or(Slot::Empty, |c| classify(self.sheet.get(row, c)));
-            let (numerator, denominator, value) = (slot(columns.numerator), slot(columns.denominator), slot(columns.value));
+            let (numerator, denominator, value) =
+                (slot(columns.numerator), slot(columns.denominator), slot(columns.value));
             let code_cell = a1(row, code_col);
             let code_text = self.sheet.get(row, code_col).map(display).unwrap_or_default();
             let indicator = IndicatorCode::parse_lenient(&code_text)
@@ -390,11 +376,7 @@ impl Parser<'_> {
                 continue;
             }
             seen.insert(code.clone(), code_cell.clone());
-            let cells = RowCells {
-                row,
-                columns,
-                indicator: code.as_str(),
-            };
+            let cells = RowCells { row, columns, indicator: code.as_str() };
             let figure = match kind {
                 IndicatorKind::Count => self.count(&cells, &numerator, &denominator, &value),
                 IndicatorKind::Ratio => self.ratio(&cells, &numerator, &denominator, &value),
@@ -408,11 +390,7 @@ impl Parser<'_> {
                 let problem = Problem::UnassignedIndicator { indicator: code.to_string(), unit: unit.to_string() };
                 self.warn(&code_cell, problem);
             }
-            let note = columns
-                .note
-                .and_then(|c| self.sheet.get(row, c))
-                .map(display)
-                .filter(|t| !t.is_empty());
+            let note = columns.note.and_then(|c| self.sheet.get(row, c)).map(display).filter(|t| !t.is_empty());
             values.push(ParsedValue { indicator: code, figure, note, cell: code_cell });
         }
         values
@@ -475,10 +453,9 @@ impl Parser<'_> {
 
     /// Figures in columns an indicator does not use are ignored, with a warning.
     fn unused(&mut self, cells: &RowCells, numerator: &Slot, denominator: &Slot) {
-        for (slot, column, col) in [
-            (numerator, NUMERATOR, cells.columns.numerator),
-            (denominator, DENOMINATOR, cells.columns.denominator),
-        ] {
+        for (slot, column, col) in
+            [(numerator, NUMERATOR, cells.columns.numerator), (denominator, DENOMINATOR, cells.columns.denominator)]
+        {
             if let (true, Some(col)) = (slot.is_figure(), col) {
                 let problem = Problem::UnexpectedFigure { indicator: cells.indicator.to_owned(), column };
                 self.warn(&a1(cells.row, col), problem);
@@ -520,11 +497,7 @@ impl Parser<'_> {
 
     /// Whether every target of the indicator is far above 1% (or it has none).
     fn targets_far_above_one(&self, indicator: &str) -> bool {
-        self.catalog
-            .targets
-            .iter()
-            .filter(|t| t.indicator.as_str() == indicator)
-            .all(|t| t.value > 5.0)
+        self.catalog.targets.iter().filter(|t| t.indicator.as_str() == indicator).all(|t| t.value > 5.0)
     }
 
     fn ratio(&mut self, cells: &RowCells, numerator: &Slot, denominator: &Slot, value: &Slot) -> Option<Figure> {
@@ -596,7 +569,9 @@ fn classify(cell: Option<&CellValue>) -> Slot {
     match cell {
         None => Slot::Empty,
         Some(CellValue::Number(value)) => Slot::Number { value: *value, percent: false, raw: value.to_string() },
-        Some(CellValue::Date { serial, .. }) => Slot::Number { value: *serial, percent: false, raw: serial.to_string() },
+        Some(CellValue::Date { serial, .. }) => {
+            Slot::Number { value: *serial, percent: false, raw: serial.to_string() }
+        }
         Some(CellValue::Text(text)) => {
             let trimmed = text.trim();
             let trimmed = trimmed.strip_prefix('\'').unwrap_or(trimmed).trim();
@@ -631,9 +606,13 @@ fn display(value: &CellValue) -> String {
 /// `Ngày lập` as ISO `yyyy-mm-dd`: a date cell, a date serial, `dd/mm/yyyy`, `dd-mm-yyyy`,
 /// `dd.mm.yyyy` or ISO text. `Ok(None)` when empty, `Err(text)` when unreadable.
 fn iso_date(value: &CellValue) -> Result<Option<String>, String> {
-    let valid = |y: i32, m: u32, d: u32| chrono::NaiveDate::from_ymd_opt(y, m, d).map(|date| date.format("%Y-%m-%d").to_string());
+    let valid = |y: i32, m: u32, d: u32| {
+        chrono::NaiveDate::from_ymd_opt(y, m, d).map(|date| date.format("%Y-%m-%d").to_string())
+    };
     match value {
-        CellValue::Date { ymd: (y, m, d), .. } => valid(i32::from(*y), u32::from(*m), u32::from(*d)).map(Some).ok_or_else(|| display(value)),
+        CellValue::Date { ymd: (y, m, d), .. } => {
+            valid(i32::from(*y), u32::from(*m), u32::from(*d)).map(Some).ok_or_else(|| display(value))
+        }
         CellValue::Number(serial) if (1.0..200_000.0).contains(serial) => {
             let base = chrono::NaiveDate::from_ymd_opt(1899, 12, 30);
             base.and_then(|b| b.checked_add_days(chrono::Days::new(*serial as u64)))

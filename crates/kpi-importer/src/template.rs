@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use kpi_core::{Catalog, IndicatorKind, Period, UnitCode};
 use rust_xlsxwriter::{
-    DataValidation, DataValidationErrorStyle, DataValidationRule, Format, FormatAlign, FormatBorder, Formula,
-    Workbook, XlsxError,
+    DataValidation, DataValidationErrorStyle, DataValidationRule, Format, FormatAlign, FormatBorder, Formula, Workbook,
+    XlsxError,
 };
 
 /// Name of the report sheet in generated workbooks.
@@ -43,7 +43,10 @@ pub enum Input {
     Text(String),
     /// A formula with its saved result (`"94.44"`, `"#DIV/0!"`), or `None` for a formula
     /// never calculated.
-    Formula { formula: String, result: Option<String> },
+    Formula {
+        formula: String,
+        result: Option<String>,
+    },
 }
 
 /// One indicator row.
@@ -91,11 +94,7 @@ pub fn write_report(content: &ReportContent) -> Result<Vec<u8>, TemplateError> {
     sheet.set_formula_result_default("");
     let bold = Format::new().set_bold();
     let input = Format::new().set_unlocked().set_border(FormatBorder::Thin);
-    let header = Format::new()
-        .set_bold()
-        .set_border(FormatBorder::Thin)
-        .set_align(FormatAlign::Center)
-        .set_text_wrap();
+    let header = Format::new().set_bold().set_border(FormatBorder::Thin).set_align(FormatAlign::Center).set_text_wrap();
     let locked = Format::new().set_border(FormatBorder::Thin);
     for (col, width) in [6.0, 12.0, 55.0, 12.0, 10.0, 10.0, 10.0, 24.0].into_iter().enumerate() {
         sheet.set_column_width(col as u16, width)?;
@@ -125,14 +124,15 @@ pub fn write_report(content: &ReportContent) -> Result<Vec<u8>, TemplateError> {
         sheet.write_with_format(r, 1, row.code.as_str(), &locked)?;
         sheet.write_with_format(r, 2, row.name.as_str(), &locked)?;
         sheet.write_with_format(r, 3, row.unit_of_measure.as_str(), &locked)?;
-        for (col, cell) in [(NUMERATOR_COL, &row.numerator), (DENOMINATOR_COL, &row.denominator), (VALUE_COL, &row.value)] {
+        for (col, cell) in
+            [(NUMERATOR_COL, &row.numerator), (DENOMINATOR_COL, &row.denominator), (VALUE_COL, &row.value)]
+        {
             match cell {
                 None => sheet.write_blank(r, col, &input)?,
                 Some(Input::Number(n)) => sheet.write_with_format(r, col, *n, &input)?,
                 Some(Input::Text(t)) => sheet.write_with_format(r, col, t.as_str(), &input)?,
                 Some(Input::Formula { formula, result }) => {
-                    let formula = Formula::new(formula.as_str())
-                        .set_result(result.clone().unwrap_or_default());
+                    let formula = Formula::new(formula.as_str()).set_result(result.clone().unwrap_or_default());
                     sheet.write_formula_with_format(r, col, formula, &input)?
                 }
             };
@@ -197,7 +197,8 @@ pub fn demo_report(catalog: &Catalog, unit: &UnitCode, period: Period) -> Result
     let def = catalog.unit(unit).ok_or_else(|| TemplateError::UnknownUnit(unit.clone()))?;
     let commune = def.kind == "commune";
     let year = period.year().to_string();
-    let staff = if commune { 15 + hash(&[unit.as_str(), "staff"]) % 8 } else { 40 + hash(&[unit.as_str(), "staff"]) % 100 };
+    let staff =
+        if commune { 15 + hash(&[unit.as_str(), "staff"]) % 8 } else { 40 + hash(&[unit.as_str(), "staff"]) % 100 };
     let rows = def
         .reports
         .iter()

@@ -45,7 +45,10 @@ pub enum CellValue {
     Text(String),
     Number(f64),
     /// A date-formatted number: the serial and its calendar date.
-    Date { serial: f64, ymd: (u16, u8, u8) },
+    Date {
+        serial: f64,
+        ymd: (u16, u8, u8),
+    },
     Bool(bool),
     /// An error value such as `#DIV/0!`.
     Error(String),
@@ -106,8 +109,8 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, Problem> {
 /// Inflates every entry of a zip within the limits, then tells which workbook format it is.
 fn sniff_zip(bytes: &[u8]) -> Result<Format, Problem> {
     let not_a_workbook = |detail: String| Problem::NotAWorkbook { detail };
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| not_a_workbook(format!("broken zip container: {e}")))?;
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| not_a_workbook(format!("broken zip container: {e}")))?;
     if archive.len() > MAX_ENTRIES {
         return Err(Problem::TooLarge { detail: format!("{} zip entries", archive.len()) });
     }
@@ -115,31 +118,23 @@ fn sniff_zip(bytes: &[u8]) -> Result<Format, Problem> {
     let mut names = Vec::with_capacity(archive.len());
     let mut mimetype = String::new();
     for index in 0..archive.len() {
-        let mut entry = archive
-            .by_index(index)
-            .map_err(|e| not_a_workbook(format!("broken zip entry: {e}")))?;
-        let name = entry
-            .name()
-            .map_err(|e| not_a_workbook(format!("broken zip entry name: {e}")))?
-            .into_owned();
+        let mut entry = archive.by_index(index).map_err(|e| not_a_workbook(format!("broken zip entry: {e}")))?;
+        let name = entry.name().map_err(|e| not_a_workbook(format!("broken zip entry name: {e}")))?.into_owned();
         let declared = entry.size();
         let compressed = entry.compressed_size().max(1);
         if declared > MAX_UNPACKED_BYTES || total.saturating_add(declared) > MAX_UNPACKED_BYTES {
             return Err(Problem::TooLarge { detail: format!("{name} declares {declared} bytes") });
         }
         if declared > RATIO_CHECK_FROM && declared / compressed > MAX_RATIO {
-            return Err(Problem::TooLarge {
-                detail: format!("{name} expands {}×", declared / compressed),
-            });
+            return Err(Problem::TooLarge { detail: format!("{name} expands {}×", declared / compressed) });
         }
         // Inflate for real: the directory may lie.
         let budget = MAX_UNPACKED_BYTES - total;
         let mut limited = (&mut entry).take(budget + 1);
         let actual = if name == "mimetype" {
             let mut text = Vec::new();
-            let n = limited
-                .read_to_end(&mut text)
-                .map_err(|e| not_a_workbook(format!("broken zip entry {name}: {e}")))?;
+            let n =
+                limited.read_to_end(&mut text).map_err(|e| not_a_workbook(format!("broken zip entry {name}: {e}")))?;
             mimetype = String::from_utf8_lossy(&text).into_owned();
             n as u64
         } else {
@@ -181,9 +176,7 @@ fn check_ods_grid(bytes: &[u8]) -> Result<(), Problem> {
         .read_to_string(&mut content)
         .map_err(|e| Problem::NotAWorkbook { detail: format!("content.xml: {e}") })?;
     match ods_max_grid(&content) {
-        grid if grid > MAX_ODS_GRID => {
-            Err(Problem::TooLarge { detail: format!("a sheet spans {grid} cells") })
-        }
+        grid if grid > MAX_ODS_GRID => Err(Problem::TooLarge { detail: format!("a sheet spans {grid} cells") }),
         _ => Ok(()),
     }
 }
@@ -299,11 +292,7 @@ fn read_format(format: Format, bytes: &[u8]) -> Result<Vec<SheetCells>, Problem>
 }
 
 fn worksheet_names(metadata: &[calamine::Sheet]) -> Vec<String> {
-    metadata
-        .iter()
-        .filter(|sheet| sheet.typ == SheetType::WorkSheet)
-        .map(|sheet| sheet.name.clone())
-        .collect()
+    metadata.iter().filter(|sheet| sheet.typ == SheetType::WorkSheet).map(|sheet| sheet.name.clone()).collect()
 }
 
 fn insert(sheet: &mut SheetCells, pos: (u32, u32), value: CellValue, budget: &mut usize) -> Result<(), Problem> {

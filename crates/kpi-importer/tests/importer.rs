@@ -48,11 +48,11 @@ fn base() -> ReportContent {
         prepared_by: Some("Lộc Văn Sơn".into()),
         prepared_on: Some("12/01/2024".into()),
         rows: vec![
-            row("A01", t("x"), t("x"), n(18.0)),           // row 10
-            row("A03", None, None, n(18.0)),               // row 11
-            row("B01", n(17.0), n(18.0), n(94.44)),        // row 12
-            row("B07", n(18.0), n(18.0), None),            // row 13
-            row("C05", None, None, n(0.0)),                // row 14
+            row("A01", t("x"), t("x"), n(18.0)),    // row 10
+            row("A03", None, None, n(18.0)),        // row 11
+            row("B01", n(17.0), n(18.0), n(94.44)), // row 12
+            row("B07", n(18.0), n(18.0), None),     // row 13
+            row("C05", None, None, n(0.0)),         // row 14
         ],
         protect: false,
     }
@@ -120,7 +120,10 @@ fn every_error_of_a_file_is_reported_together() {
     content.rows[0].value = t("mười");
     content.rows[2].numerator = n(19.0);
     let found = errors(&content);
-    assert_eq!(found, vec![pair("C5", "bad_period"), pair("G10", "not_a_number"), pair("E12", "numerator_exceeds_denominator")]);
+    assert_eq!(
+        found,
+        vec![pair("C5", "bad_period"), pair("G10", "not_a_number"), pair("E12", "numerator_exceeds_denominator")]
+    );
     let message = &parse(&content).unwrap_err().errors[1].message;
     assert_eq!(message, "test.xlsx, sheet \"Báo cáo\", G10: \"mười\" is not a number (A01, Giá trị)");
 }
@@ -205,7 +208,8 @@ fn percent_errors_and_suspect_fractions() {
     let mut content = base();
     content.unit_code = Some("VPHDND".into());
     content.unit_name = Some("Văn phòng HĐND và UBND".into());
-    content.rows = vec![row("A01", None, None, n(30.0)), row("C01", None, None, n(120.0)), row("C02", None, None, n(27.4))];
+    content.rows =
+        vec![row("A01", None, None, n(30.0)), row("C01", None, None, n(120.0)), row("C02", None, None, n(27.4))];
     assert_eq!(one(errors(&content)), pair("G11", "out_of_range"));
     content.rows[1].value = n(0.445);
     assert_eq!(warnings(&content), vec![pair("G11", "suspect_fraction")]);
@@ -280,7 +284,9 @@ fn real_form_shapes_are_read() {
     sheet.write(2, 1, 2022).unwrap();
     sheet.write(3, 0, "Ngày lập:").unwrap();
     sheet.write(3, 1, "15/01/2023").unwrap();
-    for (col, label) in ["STT", "Mã chỉ tiêu", "Nội dung", "ĐVT", "Kết quả thực hiện", "", "", "Nguồn số liệu"].iter().enumerate() {
+    for (col, label) in
+        ["STT", "Mã chỉ tiêu", "Nội dung", "ĐVT", "Kết quả thực hiện", "", "", "Nguồn số liệu"].iter().enumerate()
+    {
         sheet.write(5, col as u16, *label).unwrap();
     }
     for (col, label) in [(4, "Giá trị"), (5, "Tử số"), (6, "Mẫu số")] {
@@ -301,7 +307,10 @@ fn real_form_shapes_are_read() {
     sheet.write(12, 5, "THỦ TRƯỞNG ĐƠN VỊ").unwrap();
     sheet.write(13, 4, "(Ký, ghi rõ họ tên)").unwrap();
     let report = parse_bytes(&workbook.save_to_buffer().unwrap()).unwrap();
-    assert_eq!((report.sheet.as_str(), report.unit.as_str(), report.period), ("BC_NQ09", "CONGBANG", Period::Year(2022)));
+    assert_eq!(
+        (report.sheet.as_str(), report.unit.as_str(), report.period),
+        ("BC_NQ09", "CONGBANG", Period::Year(2022))
+    );
     assert_eq!(report.prepared_on.as_deref(), Some("2023-01-15"));
     assert_eq!(figure(&report, "A01"), Some(Figure::Count(18)));
     assert_eq!(figure(&report, "B01"), Some(Figure::Ratio { numerator: 17, denominator: 18 }));
@@ -465,7 +474,10 @@ async fn template_round_trips() {
         xml
     };
     assert!(sheet_xml.contains("<sheetProtection"), "protected");
-    assert!(sheet_xml.contains(r#"type="decimal""#) && sheet_xml.contains("greaterThanOrEqual"), "validated: {sheet_xml}");
+    assert!(
+        sheet_xml.contains(r#"type="decimal""#) && sheet_xml.contains("greaterThanOrEqual"),
+        "validated: {sheet_xml}"
+    );
 
     // Filled in (same layout, figures in the unlocked cells) and imported.
     let filled = demo_report(&catalog, &bocbo, Period::Year(2023)).unwrap();
@@ -492,10 +504,17 @@ async fn revisions_unchanged_and_dry_runs() {
 
     let file = import_file(&store, &catalog, "a.xlsx", first.clone(), &dry).await.unwrap();
     assert_eq!((file.status, file.revision), (Status::Accepted, Some(1)));
-    assert_eq!(store.current_revision(&unit("BOCBO"), Period::Year(2023)).await.unwrap(), None, "a dry run stores nothing");
+    assert_eq!(
+        store.current_revision(&unit("BOCBO"), Period::Year(2023)).await.unwrap(),
+        None,
+        "a dry run stores nothing"
+    );
 
     let file = import_file(&store, &catalog, "a.xlsx", first.clone(), &options()).await.unwrap();
-    assert_eq!((file.status, file.revision, file.unit.as_deref(), file.period.as_deref()), (Status::Accepted, Some(1), Some("BOCBO"), Some("2023")));
+    assert_eq!(
+        (file.status, file.revision, file.unit.as_deref(), file.period.as_deref()),
+        (Status::Accepted, Some(1), Some("BOCBO"), Some("2023"))
+    );
     assert_eq!(file.sha256.len(), 64);
 
     let file = import_file(&store, &catalog, "a.xlsx", second.clone(), &dry).await.unwrap();
