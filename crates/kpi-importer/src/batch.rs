@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Cursor, Read};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,8 @@ pub enum BatchError {
     Store(#[from] StoreError),
     #[error("cannot write {path}: {source}")]
     Output { path: PathBuf, source: std::io::Error },
+    #[error("the parsing threads failed: {0}")]
+    Internal(String),
 }
 
 /// Where a file's bytes come from.
@@ -249,7 +252,20 @@ pub fn parse_all(
                     }
                     let input = queue[index].lock().map(|mut slot| slot.take()).ok().flatten();
                     let Some(input) = input else { continue };
-                    let parsed = parse_input(input, catalog, options);
+                    let path = input.path.clone();
+                    // A bug in the rules must reject one file, not end the batch.
+                    let parsed = catch_unwind(AssertUnwindSafe(|| parse_input(input, catalog, options)))
+                        .unwrap_or_else(|_| {
+                            let problem = Problem::NotAWorkbook { detail: "internal error while reading".into() };
+                            ParsedFile {
+                                sha256: String::new(),
+                                result: Err(Rejected {
+                                    errors: vec![issue(options.lang, file_name_of(&path), "", "", &problem)],
+                                    ..Rejected::default()
+                                }),
+                                path,
+                            }
+                        });
                     on_parsed(&parsed);
                     if let Ok(mut slot) = results[index].lock() {
                         *slot = Some(parsed);
@@ -315,7 +331,7 @@ pub async fn run_batch(
     let mut parsed =
         tokio::task::spawn_blocking(move || parse_all(inputs, &catalog_owned, &import, jobs, &|_| parse_bar.inc(1)))
             .await
-            .unwrap_or_default();
+            .map_err(|e| BatchError::Internal(e.to_string()))?;
     reject_ambiguous(&mut parsed, lang);
     bar.set_message(if lang == Lang::Vi { "đang lưu" } else { "storing" });
     let mut report = BatchReport::default();
@@ -452,6 +468,9 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
             report.files.len()
         ));
         out.push_str("Units still missing:\n");
+    }
+    if report.missing.is_empty() {
+        out.push_str(if vi { "  (không có kỳ nào đọc được)\n" } else { "  (no period could be read)\n" });
     }
     for (period, units) in &report.missing {
         let list = if units.is_empty() { (if vi { "(đủ)" } else { "(none)" }).to_owned() } else { units.join(", ") };

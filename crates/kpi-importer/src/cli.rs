@@ -113,9 +113,9 @@ impl Cli {
                 }
                 let inputs = collect_inputs(&args.paths)?;
                 let store = Store::connect(&args.database_url).await?;
-                if !args.dry_run {
-                    store.load_catalog(&catalog).await?;
-                }
+                // The catalog is configuration, not report data: every command applies it
+                // (idempotently), dry runs included, so their predictions see the same units.
+                store.load_catalog(&catalog).await?;
                 let options = BatchOptions {
                     import: ImportOptions {
                         dry_run: args.dry_run,

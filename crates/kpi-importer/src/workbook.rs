@@ -362,6 +362,14 @@ mod tests {
     }
 
     #[test]
+    fn encrypted_workbooks_are_recognised() {
+        let mut bytes = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        bytes.extend_from_slice(&[0; 64]);
+        bytes.extend("EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(sniff(&bytes).map_err(|p| p.code()), Err("password_protected"));
+    }
+
+    #[test]
     fn ods_grid_counts_only_used_cells() {
         let xml = r#"<table:table table:name="S"><table:table-row><table:table-cell office:value-type="float"/><table:table-cell table:number-columns-repeated="1000"/></table:table-row><table:table-row table:number-rows-repeated="1048575"><table:table-cell table:number-columns-repeated="1024"/></table:table-row></table:table>"#;
         assert_eq!(ods_max_grid(xml), 1);
