@@ -347,7 +347,7 @@ pub async fn run_batch(
         if options.progress {
             bar.println(line);
         } else {
-            println!("{line}");
+            say(&format!("{line}\n"));
         }
         bar.inc(1);
         report.files.push(file_report);
@@ -477,6 +477,14 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
         out.push_str(&format!("  {period}: {list}\n"));
     }
     out
+}
+
+/// Prints to stdout, ignoring a closed pipe (`kpi-import … | head`): the files are already
+/// stored, and a print must never turn that into a panic.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
 /// Writes the JSON report.

@@ -9,7 +9,7 @@ use kpi_core::{Period, UnitCode};
 use kpi_store::{Store, StoreError};
 
 use crate::ImportOptions;
-use crate::batch::{BatchError, BatchOptions, collect_inputs, render_summary, run_batch, write_json};
+use crate::batch::{BatchError, BatchOptions, collect_inputs, render_summary, run_batch, say, write_json};
 use crate::issues::Lang;
 use crate::template::{TemplateError, template, write_demo_data};
 
@@ -128,8 +128,7 @@ impl Cli {
                     progress: std::io::stderr().is_terminal(),
                 };
                 let report = run_batch(&store, &catalog, inputs, &options).await?;
-                println!();
-                print!("{}", render_summary(&report, self.lang));
+                say(&format!("\n{}", render_summary(&report, self.lang)));
                 if let Some(path) = &args.report_json {
                     write_json(&report, path)?;
                 }
@@ -141,12 +140,12 @@ impl Cli {
                     PathBuf::from(format!("{}-{}.xlsx", args.unit.as_str().to_lowercase(), args.period.code()))
                 });
                 std::fs::write(&path, bytes).map_err(|source| TemplateError::Io { path: path.clone(), source })?;
-                println!("{}", path.display());
+                say(&format!("{}\n", path.display()));
                 Ok(true)
             }
             Command::DemoData(args) => {
                 for path in write_demo_data(&catalog, &args.output, &args.years)? {
-                    println!("{}", path.display());
+                    say(&format!("{}\n", path.display()));
                 }
                 Ok(true)
             }
