@@ -18,7 +18,7 @@ use crate::issues::Problem;
 /// Largest report file accepted: real reports are tens of kilobytes.
 pub const MAX_FILE_BYTES: usize = 20 * 1024 * 1024;
 /// Largest total of inflated zip entries.
-pub const MAX_UNPACKED_BYTES: u64 = 100 * 1024 * 1024;
+pub const MAX_UNPACKED_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest expansion ratio of one zip entry above [`RATIO_CHECK_FROM`] bytes.
 pub const MAX_RATIO: u64 = 200;
 /// Entries smaller than this are not ratio-checked (tiny XML compresses very well).
