@@ -17,6 +17,9 @@ use crate::connection::{SCHEMA_LOCK_KEY, Store};
 use crate::entity::{indicator, report, report_value, resolution, target, unit, unit_indicator};
 use crate::error::StoreError;
 
+/// Assignments inserted per statement: 2 parameters each, well under SQLite's limit.
+const ASSIGNMENT_BATCH: usize = 1000;
+
 /// What a catalog load changed, counted in rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CatalogChanges {
@@ -210,17 +213,21 @@ async fn sync(txn: &DatabaseTransaction, catalog: &Catalog) -> Result<CatalogCha
     // Assignments: which indicators each unit reports.
     let mut existing_assignments: HashSet<(i32, i32)> =
         unit_indicator::Entity::find().all(txn).await?.into_iter().map(|a| (a.unit_id, a.indicator_id)).collect();
+    let mut new_assignments = Vec::new();
     for definition in &catalog.units {
         let Some(&(unit_id, _)) = unit_ids.get(definition.code.as_str()) else { continue };
         for code in &definition.reports {
             let Some(&indicator_id) = indicator_ids.get(code.as_str()) else { continue };
             if !existing_assignments.remove(&(unit_id, indicator_id)) {
-                unit_indicator::ActiveModel { unit_id: Set(unit_id), indicator_id: Set(indicator_id) }
-                    .insert(txn)
-                    .await?;
-                changes.inserted += 1;
+                new_assignments
+                    .push(unit_indicator::ActiveModel { unit_id: Set(unit_id), indicator_id: Set(indicator_id) });
             }
         }
+    }
+    changes.inserted += new_assignments.len();
+    // Batched: a national catalog assigns some 200,000 (unit, indicator) pairs.
+    for batch in new_assignments.chunks(ASSIGNMENT_BATCH) {
+        unit_indicator::Entity::insert_many(batch.to_vec()).exec(txn).await?;
     }
     for (unit_id, indicator_id) in existing_assignments {
         unit_indicator::Entity::delete_many()
