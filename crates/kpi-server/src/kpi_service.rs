@@ -198,16 +198,21 @@ impl KpiApi {
             (None, Some(_)) => Ordering::Greater,
             (None, None) => a.unit.cmp(&b.unit),
         });
+        // Competition ranking ("1224"): equal values share a rank; units without data share the last.
         let with_data = ranked.iter().filter(|k| k.figure.is_some()).count();
-        let entries = ranked
-            .iter()
-            .enumerate()
-            .map(|(index, kpi)| v1::RankEntry {
-                rank: i32::try_from(if kpi.figure.is_some() { index + 1 } else { with_data + 1 }).unwrap_or(i32::MAX),
+        let mut entries = Vec::with_capacity(ranked.len());
+        let mut rank = 0;
+        for (index, kpi) in ranked.iter().enumerate() {
+            let ties_previous = index > 0 && value(&ranked[index - 1]) == value(kpi);
+            if !ties_previous {
+                rank = if kpi.figure.is_some() { index + 1 } else { with_data + 1 };
+            }
+            entries.push(v1::RankEntry {
+                rank: i32::try_from(rank).unwrap_or(i32::MAX),
                 unit_name: snapshot.unit(&kpi.unit).map(|u| u.name.clone()).unwrap_or_default(),
                 kpi: Some(convert::kpi(kpi)),
-            })
-            .collect();
+            });
+        }
         Ok(v1::RankUnitsResponse { entries })
     }
 
