@@ -73,17 +73,18 @@ impl Store {
             )
             .await?;
 
+        let subtree = snapshot.subtree_units(unit);
         let mut kpis = Vec::with_capacity(indicators.len() * periods.len());
         for indicator in indicator_infos {
-            let by_unit = observations.get(&indicator.code);
-            let expected_units =
-                u32::try_from(snapshot.expected_units(unit, &indicator.code).len()).unwrap_or(u32::MAX);
+            let by_unit = observations.get(&indicator.id);
+            let reporter = indicator.reported_by.as_ref().and_then(|code| snapshot.unit(code)).map(|u| u.id);
+            let expected = subtree.iter().filter(|u| u.reports.contains(&indicator.code)).count();
+            let expected_units = u32::try_from(expected).unwrap_or(u32::MAX);
             for &period in periods {
-                let resolved = by_unit.into_iter().flatten().filter_map(|(unit_code, reported)| {
-                    resolve_over_time(period, indicator.time_aggregation, reported)
-                        .map(|figure| (unit_code.clone(), figure))
+                let resolved = by_unit.into_iter().flatten().filter_map(|(&unit_id, reported)| {
+                    resolve_over_time(period, indicator.time_aggregation, reported).map(|figure| (unit_id, figure))
                 });
-                let aggregate = aggregate_units(indicator.kind, indicator.reported_by.as_ref(), resolved);
+                let aggregate = aggregate_units(indicator.kind, reporter.as_ref(), resolved);
                 let target = snapshot.target_for(indicator, unit, period);
                 let evaluation = evaluate(
                     aggregate.figure.map(Figure::value),
@@ -104,7 +105,10 @@ impl Store {
         Ok(kpis)
     }
 
-    /// Current figures in the subtree at `path`, by indicator, unit and period.
+    /// Current figures in the subtree at `path`, by indicator id, unit id and period.
+    ///
+    /// Keyed by ids, not codes, and with each period code parsed once: a national scorecard
+    /// reads some 200,000 rows, and per-row allocations would dominate its cost.
     async fn observations(
         &self,
         snapshot: &Snapshot,
@@ -112,9 +116,10 @@ impl Store {
         whole_tree: bool,
         periods: &HashSet<Period>,
         indicators: &[IndicatorCode],
-    ) -> Result<HashMap<IndicatorCode, HashMap<UnitCode, BTreeMap<Period, Figure>>>, StoreError> {
+    ) -> Result<HashMap<i32, HashMap<i32, BTreeMap<Period, Figure>>>, StoreError> {
         let indicator_ids: Vec<i32> = indicators.iter().filter_map(|c| snapshot.indicator(c)).map(|i| i.id).collect();
-        let period_codes: Vec<String> = periods.iter().map(|p| p.code()).collect();
+        let periods_by_code: HashMap<String, Period> = periods.iter().map(|&p| (p.code(), p)).collect();
+        let period_codes: Vec<String> = periods_by_code.keys().cloned().collect();
         let mut query = Query::select();
         query
             .column((report::Entity, report::Column::UnitId))
@@ -141,7 +146,7 @@ impl Store {
         }
         let rows = self.db.query_all(&query).await?;
 
-        let mut observations: HashMap<IndicatorCode, HashMap<UnitCode, BTreeMap<Period, Figure>>> = HashMap::new();
+        let mut observations: HashMap<i32, HashMap<i32, BTreeMap<Period, Figure>>> = HashMap::new();
         for row in rows {
             let unit_id: i32 = row.try_get_by_index(0)?;
             let period_code: String = row.try_get_by_index(1)?;
@@ -149,20 +154,14 @@ impl Store {
             let value: Option<f64> = row.try_get_by_index(3)?;
             let numerator: Option<i64> = row.try_get_by_index(4)?;
             let denominator: Option<i64> = row.try_get_by_index(5)?;
-            let (Some(unit), Some(indicator)) = (snapshot.unit_by_id(unit_id), snapshot.indicator_by_id(indicator_id))
-            else {
-                return Err(StoreError::Corrupt(format!(
-                    "value for unit {unit_id} / indicator {indicator_id} outside the catalog"
-                )));
-            };
-            let period = Period::parse(&period_code).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let indicator = snapshot.indicator_by_id(indicator_id).ok_or_else(|| {
+                StoreError::Corrupt(format!("value for indicator {indicator_id} outside the catalog"))
+            })?;
+            let period = *periods_by_code
+                .get(&period_code)
+                .ok_or_else(|| StoreError::Corrupt(format!("unexpected period {period_code:?}")))?;
             let figure = figure_from_columns(indicator.kind, value, numerator, denominator)?;
-            observations
-                .entry(indicator.code.clone())
-                .or_default()
-                .entry(unit.code.clone())
-                .or_default()
-                .insert(period, figure);
+            observations.entry(indicator_id).or_default().entry(unit_id).or_default().insert(period, figure);
         }
         Ok(observations)
     }
@@ -176,16 +175,12 @@ impl Store {
         }
         let reported_ids = self.reporting_unit_ids(period).await?;
         let mut completeness = Completeness { expected: Vec::new(), reported: Vec::new(), missing: Vec::new() };
-        for code in snapshot.tree.subtree(parent).into_iter().skip(1) {
-            let Some(unit) = snapshot.unit(&code) else { continue };
-            if unit.reports.is_empty() {
-                continue;
-            }
-            completeness.expected.push(code.clone());
+        for unit in snapshot.subtree_units(parent).into_iter().skip(1).filter(|u| !u.reports.is_empty()) {
+            completeness.expected.push(unit.code.clone());
             if reported_ids.contains(&unit.id) {
-                completeness.reported.push(code);
+                completeness.reported.push(unit.code.clone());
             } else {
-                completeness.missing.push(code);
+                completeness.missing.push(unit.code.clone());
             }
         }
         Ok(completeness)

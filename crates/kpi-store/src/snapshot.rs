@@ -81,7 +81,6 @@ pub struct Snapshot {
     pub resolutions: Vec<ResolutionInfo>,
     pub tree: UnitTree,
     unit_index: HashMap<UnitCode, usize>,
-    unit_by_id: HashMap<i32, usize>,
     indicator_index: HashMap<IndicatorCode, usize>,
     indicator_by_id: HashMap<i32, usize>,
 }
@@ -89,10 +88,6 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn unit(&self, code: &UnitCode) -> Option<&UnitInfo> {
         self.unit_index.get(code).map(|&i| &self.units[i])
-    }
-
-    pub(crate) fn unit_by_id(&self, id: i32) -> Option<&UnitInfo> {
-        self.unit_by_id.get(&id).map(|&i| &self.units[i])
     }
 
     pub fn indicator(&self, code: &IndicatorCode) -> Option<&IndicatorInfo> {
@@ -112,14 +107,9 @@ impl Snapshot {
         self.units.iter().find(|u| u.parent.is_none())
     }
 
-    /// Units below `parent` and `parent` itself that are expected to report `indicator`.
-    pub fn expected_units(&self, parent: &UnitCode, indicator: &IndicatorCode) -> Vec<&UnitInfo> {
-        self.tree
-            .subtree(parent)
-            .iter()
-            .filter_map(|code| self.unit(code))
-            .filter(|unit| unit.reports.contains(indicator))
-            .collect()
+    /// `unit` and every unit below it, `unit` first.
+    pub fn subtree_units(&self, unit: &UnitCode) -> Vec<&UnitInfo> {
+        self.tree.subtree(unit).iter().filter_map(|code| self.unit(code)).collect()
     }
 
     /// The target in force for `indicator` at `unit` in `period`.
@@ -262,7 +252,6 @@ impl Store {
         let tree = UnitTree::new(units.iter().map(|u| (u.code.clone(), u.parent.clone())));
         Ok(Snapshot {
             unit_index: units.iter().enumerate().map(|(i, u)| (u.code.clone(), i)).collect(),
-            unit_by_id: units.iter().enumerate().map(|(i, u)| (u.id, i)).collect(),
             indicator_index: indicators.iter().enumerate().map(|(i, ind)| (ind.code.clone(), i)).collect(),
             indicator_by_id,
             units,
