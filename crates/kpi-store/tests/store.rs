@@ -205,3 +205,43 @@ async fn kpis_aggregate_up_the_tree_and_over_time() {
     assert_eq!(reported, ["BOCBO", "COLINH", "VPHDND"]);
     assert_eq!(store.missing_units(year).await.unwrap().len(), 10);
 }
+
+#[tokio::test]
+async fn direct_reports_win_over_sub_periods_and_both_add_up() {
+    let db = TestDatabase::new().await;
+    let store = store_with_catalog(&db).await;
+    let write = |unit: &'static str, period: Period, sha: &'static str, values: Vec<(&'static str, Figure)>| {
+        let store = store.clone();
+        async move { store.write_revision(&revision(unit, period, sha, values)).await.unwrap() }
+    };
+    // PNV reported the year (145) and, earlier, its first half (140): the year wins.
+    write("PNV", Period::Year(2022), "1", vec![("A01", Figure::Count(145))]).await;
+    write("PNV", Period::Half(2022, 1), "2", vec![("A01", Figure::Count(140))]).await;
+    // PGDDT reported only half-years: a stock takes the second.
+    write("PGDDT", Period::Half(2022, 1), "3", vec![("A01", Figure::Count(600))]).await;
+    write("PGDDT", Period::Half(2022, 2), "4", vec![("A01", Figure::Count(664))]).await;
+    // C05 is a flow: COLINH's year (5) ignores its half (100); XUANLA's halves sum to 3.
+    write("COLINH", Period::Year(2022), "5", vec![("C05", Figure::Count(5))]).await;
+    write("COLINH", Period::Half(2022, 1), "6", vec![("C05", Figure::Count(100))]).await;
+    write("XUANLA", Period::Half(2022, 1), "7", vec![("C05", Figure::Count(2))]).await;
+    write("XUANLA", Period::Half(2022, 2), "8", vec![("C05", Figure::Count(1))]).await;
+    // C02 reported by quarters only: the latest quarter is the year's.
+    write("VPHDND", Period::Quarter(2022, 3), "9", vec![("C02", Figure::Percent(25.0))]).await;
+    write("VPHDND", Period::Quarter(2022, 4), "10", vec![("C02", Figure::Percent(27.4))]).await;
+
+    let year = Period::Year(2022);
+    let kpis =
+        store.kpis(&unit("PACNAM"), &[indicator("A01"), indicator("C05"), indicator("C02")], &[year]).await.unwrap();
+    assert_eq!((kpis[0].figure, kpis[0].reporting_units), (Some(Figure::Count(145 + 664)), 2));
+    assert_eq!((kpis[1].figure, kpis[1].reporting_units), (Some(Figure::Count(5 + 3)), 2));
+    assert_eq!(kpis[2].figure, Some(Figure::Percent(27.4)));
+
+    // The half-year itself is what was reported for it.
+    let first_half =
+        store.kpis(&unit("PACNAM"), &[indicator("A01"), indicator("C05")], &[Period::Half(2022, 1)]).await.unwrap();
+    assert_eq!(first_half[0].figure, Some(Figure::Count(140 + 600)));
+    assert_eq!(first_half[1].figure, Some(Figure::Count(100 + 2)));
+    // Asking for the year and its half at once gives each its own answer.
+    let both = store.kpis(&unit("PACNAM"), &[indicator("C05")], &[year, Period::Half(2022, 1)]).await.unwrap();
+    assert_eq!((both[0].figure, both[1].figure), (Some(Figure::Count(8)), Some(Figure::Count(102))));
+}
