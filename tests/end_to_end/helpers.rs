@@ -113,3 +113,8 @@ pub fn kpi_request(unit: &str, indicator: &str, period: &str) -> v1::GetKpiReque
 pub fn assert_close(actual: f64, expected: f64, tolerance: f64) {
     assert!((actual - expected).abs() <= tolerance, "{actual} is not within {tolerance} of {expected}");
 }
+
+/// The indicator codes of the KPIs with `status`, in order.
+pub fn indicators_with_status(kpis: &[v1::Kpi], status: v1::KpiStatus) -> Vec<&str> {
+    kpis.iter().filter(|k| k.status() == status).map(|k| k.indicator_code.as_str()).collect()
+}

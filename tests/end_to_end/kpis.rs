@@ -4,7 +4,7 @@ use kpi_proto::v1;
 use kpi_proto::v1::KpiStatus;
 
 use crate::fixtures::district_2022;
-use crate::helpers::{TestApp, assert_close, kpi_request, spawn_app};
+use crate::helpers::{TestApp, assert_close, indicators_with_status, kpi_request, spawn_app};
 
 async fn app_with_2022() -> TestApp {
     let app = spawn_app().await;
@@ -65,20 +65,10 @@ async fn scorecard_lists_b05_and_b06_as_not_met() {
         .unwrap()
         .into_inner();
     assert_eq!(scorecard.entries.len(), 12, "every indicator with a target");
-    let not_met: Vec<&str> = scorecard
-        .entries
-        .iter()
-        .filter(|e| e.status() == KpiStatus::NotMet)
-        .map(|e| e.indicator_code.as_str())
-        .collect();
+    let not_met = indicators_with_status(&scorecard.entries, KpiStatus::NotMet);
     // C01 47% falls short of its illustrative 50%; B01 is 181/184 in these fixtures.
     assert_eq!(not_met, ["B01", "B05", "B06", "C01"]);
-    let no_data: Vec<&str> = scorecard
-        .entries
-        .iter()
-        .filter(|e| e.status() == KpiStatus::NoData)
-        .map(|e| e.indicator_code.as_str())
-        .collect();
+    let no_data = indicators_with_status(&scorecard.entries, KpiStatus::NoData);
     assert_eq!(no_data, ["B02", "B03", "B07"]);
     assert_eq!((scorecard.met_count, scorecard.not_met_count, scorecard.no_data_count), (5, 4, 3));
 }

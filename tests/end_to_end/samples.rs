@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use kpi_proto::v1;
 use kpi_proto::v1::KpiStatus;
 
-use crate::helpers::{assert_close, kpi_request, spawn_app};
+use crate::helpers::{assert_close, indicators_with_status, kpi_request, spawn_app};
 
 fn samples_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples");
@@ -79,12 +79,7 @@ async fn samples_reproduce_the_district_totals_and_the_review() {
         .await
         .unwrap()
         .into_inner();
-    let not_met: Vec<&str> = scorecard
-        .entries
-        .iter()
-        .filter(|e| e.status() == KpiStatus::NotMet)
-        .map(|e| e.indicator_code.as_str())
-        .collect();
+    let not_met = indicators_with_status(&scorecard.entries, KpiStatus::NotMet);
     assert!(not_met.contains(&"B05") && not_met.contains(&"B06"), "{not_met:?}");
 
     // A second upload of every file changes nothing.
