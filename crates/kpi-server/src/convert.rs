@@ -73,38 +73,38 @@ pub fn next_page_token(offset: usize, size: usize, total: usize) -> String {
 
 pub fn unit(info: &UnitInfo) -> v1::Unit {
     v1::Unit {
-        code: info.code.to_string(),
-        name: info.name.clone(),
-        kind: info.kind.clone(),
-        parent_code: info.parent.as_ref().map(ToString::to_string).unwrap_or_default(),
+        code: info.definition.code.to_string(),
+        name: info.definition.name.clone(),
+        kind: info.definition.kind.clone(),
+        parent_code: info.definition.parent.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }
 
 pub fn indicator(info: &IndicatorInfo, snapshot: &Snapshot) -> v1::Indicator {
     v1::Indicator {
-        code: info.code.to_string(),
-        name: info.name.clone(),
-        name_en: info.name_en.clone(),
+        code: info.definition.code.to_string(),
+        name: info.definition.name.clone(),
+        name_en: info.definition.name_en.clone(),
         resolution_code: info.resolution.to_string(),
-        kind: match info.kind {
+        kind: match info.definition.kind {
             IndicatorKind::Count => v1::IndicatorKind::Count,
             IndicatorKind::Ratio => v1::IndicatorKind::Ratio,
             IndicatorKind::Percent => v1::IndicatorKind::Percent,
         } as i32,
-        time_aggregation: match info.time_aggregation {
+        time_aggregation: match info.definition.time_aggregation {
             TimeAggregation::Stock => v1::TimeAggregation::Stock,
             TimeAggregation::Flow => v1::TimeAggregation::Flow,
         } as i32,
-        direction: match info.direction {
+        direction: match info.definition.direction {
             Direction::Higher => v1::Direction::HigherIsBetter,
             Direction::Lower => v1::Direction::LowerIsBetter,
         } as i32,
-        unit_of_measure: info.unit_of_measure.clone(),
-        reported_by: info.reported_by.as_ref().map(ToString::to_string).unwrap_or_default(),
+        unit_of_measure: info.definition.unit_of_measure.clone(),
+        reported_by: info.definition.reported_by.as_ref().map(ToString::to_string).unwrap_or_default(),
         targets: snapshot
             .targets
             .iter()
-            .filter(|t| t.indicator == info.code)
+            .filter(|t| t.indicator == info.definition.code)
             .map(|t| v1::Target {
                 unit_code: t.unit.to_string(),
                 period: t.period.map(|p| p.code()).unwrap_or_default(),

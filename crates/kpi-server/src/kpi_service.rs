@@ -35,7 +35,7 @@ impl KpiApi {
             snapshot.units.iter().collect()
         } else {
             let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
-            snapshot.units.iter().filter(|u| u.parent.as_ref() == Some(&parent.code)).collect()
+            snapshot.units.iter().filter(|u| u.definition.parent.as_ref() == Some(&parent.definition.code)).collect()
         };
         Ok(v1::ListUnitsResponse {
             units: units.iter().skip(offset).take(size).map(|u| convert::unit(u)).collect(),
@@ -69,7 +69,8 @@ impl KpiApi {
         let period = convert::period("period", &request.period)?;
         let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
         let indicator = convert::known_indicator(&snapshot, "indicator_code", &request.indicator_code)?;
-        let kpis = self.store.kpis(&unit.code, std::slice::from_ref(&indicator.code), &[period]).await?;
+        let kpis =
+            self.store.kpis(&unit.definition.code, std::slice::from_ref(&indicator.definition.code), &[period]).await?;
         kpis.first().map(convert::kpi).ok_or_else(|| ApiError::not_found("kpi", &request.indicator_code))
     }
 
@@ -86,18 +87,20 @@ impl KpiApi {
         let mut units: Vec<UnitCode> = Vec::new();
         for text in &request.unit_codes {
             let unit = convert::known_unit(&snapshot, "unit_codes", text)?;
-            units.push(unit.code.clone());
+            units.push(unit.definition.code.clone());
             if request.include_children {
-                units.extend(snapshot.tree.children(&unit.code).iter().cloned());
+                units.extend(snapshot.tree.children(&unit.definition.code).iter().cloned());
             }
         }
         let indicators: Vec<IndicatorCode> = if request.indicator_codes.is_empty() {
-            snapshot.indicators.iter().map(|i| i.code.clone()).collect()
+            snapshot.indicators.iter().map(|i| i.definition.code.clone()).collect()
         } else {
             request
                 .indicator_codes
                 .iter()
-                .map(|text| convert::known_indicator(&snapshot, "indicator_codes", text).map(|i| i.code.clone()))
+                .map(|text| {
+                    convert::known_indicator(&snapshot, "indicator_codes", text).map(|i| i.definition.code.clone())
+                })
                 .collect::<Result<_, _>>()?
         };
 
@@ -134,10 +137,10 @@ impl KpiApi {
         let with_target: Vec<IndicatorCode> = snapshot
             .indicators
             .iter()
-            .filter(|i| i.resolution == resolution && snapshot.target_for(i, &unit.code, period).is_some())
-            .map(|i| i.code.clone())
+            .filter(|i| i.resolution == resolution && snapshot.target_for(i, &unit.definition.code, period).is_some())
+            .map(|i| i.definition.code.clone())
             .collect();
-        let kpis = self.store.kpis(&unit.code, &with_target, &[period]).await?;
+        let kpis = self.store.kpis(&unit.definition.code, &with_target, &[period]).await?;
         let count = |state: KpiState| {
             i32::try_from(kpis.iter().filter(|k| k.evaluation.status == state).count()).unwrap_or(i32::MAX)
         };
@@ -171,7 +174,8 @@ impl KpiApi {
             }
             periods.push(last.next());
         }
-        let kpis = self.store.kpis(&unit.code, std::slice::from_ref(&indicator.code), &periods).await?;
+        let kpis =
+            self.store.kpis(&unit.definition.code, std::slice::from_ref(&indicator.definition.code), &periods).await?;
         Ok(v1::GetTrendResponse { points: kpis.iter().map(convert::kpi).collect() })
     }
 
@@ -181,14 +185,14 @@ impl KpiApi {
         let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
         let indicator = convert::known_indicator(&snapshot, "indicator_code", &request.indicator_code)?;
         let mut ranked = Vec::new();
-        for child in snapshot.tree.children(&parent.code) {
-            let kpis = self.store.kpis(child, std::slice::from_ref(&indicator.code), &[period]).await?;
+        for child in snapshot.tree.children(&parent.definition.code) {
+            let kpis = self.store.kpis(child, std::slice::from_ref(&indicator.definition.code), &[period]).await?;
             ranked.extend(kpis);
         }
         let value = |kpi: &kpi_store::Kpi| kpi.figure.map(kpi_core::Figure::value);
         ranked.sort_by(|a, b| match (value(a), value(b)) {
             (Some(x), Some(y)) => {
-                let better_first = match indicator.direction {
+                let better_first = match indicator.definition.direction {
                     Direction::Higher => y.total_cmp(&x),
                     Direction::Lower => x.total_cmp(&y),
                 };
@@ -209,7 +213,7 @@ impl KpiApi {
             }
             entries.push(v1::RankEntry {
                 rank: i32::try_from(rank).unwrap_or(i32::MAX),
-                unit_name: snapshot.unit(&kpi.unit).map(|u| u.name.clone()).unwrap_or_default(),
+                unit_name: snapshot.unit(&kpi.unit).map(|u| u.definition.name.clone()).unwrap_or_default(),
                 kpi: Some(convert::kpi(kpi)),
             });
         }
@@ -223,7 +227,7 @@ impl KpiApi {
         let snapshot = self.store.snapshot().await?;
         let period = convert::period("period", &request.period)?;
         let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
-        let completeness = self.store.completeness(&parent.code, period).await?;
+        let completeness = self.store.completeness(&parent.definition.code, period).await?;
         let codes = |units: &[UnitCode]| units.iter().map(ToString::to_string).collect::<Vec<_>>();
         let rate = if completeness.expected.is_empty() {
             0.0
@@ -242,7 +246,7 @@ impl KpiApi {
         let snapshot = self.store.snapshot().await?;
         let period = convert::period("period", &request.period)?;
         let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
-        let revisions = self.store.list_revisions(&unit.code, period).await?;
+        let revisions = self.store.list_revisions(&unit.definition.code, period).await?;
         Ok(v1::ListRevisionsResponse { revisions: revisions.iter().map(convert::revision).collect() })
     }
 }

@@ -37,7 +37,9 @@ pub async fn observe<T>(handler: impl Future<Output = Result<T, ApiError>>) -> R
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &result {
         Ok(_) => tracing::info!(elapsed_ms, code = "OK", "call finished"),
-        Err(status) => tracing::info!(elapsed_ms, code = ?status.code(), status_message = status.message(), "call failed"),
+        Err(status) => {
+            tracing::info!(elapsed_ms, code = ?status.code(), status_message = status.message(), "call failed")
+        }
     }
     result
 }

@@ -115,14 +115,14 @@ impl Store {
         let subtree = snapshot.subtree_units(unit);
 
         let (summed, percents): (Vec<&IndicatorInfo>, Vec<&IndicatorInfo>) =
-            indicator_infos.iter().partition(|i| i.kind != IndicatorKind::Percent);
+            indicator_infos.iter().partition(|i| i.definition.kind != IndicatorKind::Percent);
         let summed_ids: Vec<i32> = summed.iter().map(|i| i.id).collect();
         let direct = self.direct_sums(&scope, periods, &summed_ids).await?;
         let with_sub_periods = self.sub_period_figures(&snapshot, &scope, periods, &summed_ids).await?;
         let reporters: Vec<i32> = percents
             .iter()
-            .filter_map(|i| i.reported_by.as_ref())
-            .filter_map(|code| subtree.iter().find(|u| &u.code == code))
+            .filter_map(|i| i.definition.reported_by.as_ref())
+            .filter_map(|code| subtree.iter().find(|u| &u.definition.code == code))
             .map(|u| u.id)
             .collect();
         let percent_ids: Vec<i32> = percents.iter().map(|i| i.id).collect();
@@ -130,17 +130,19 @@ impl Store {
 
         let mut kpis = Vec::with_capacity(indicators.len() * periods.len());
         for indicator in indicator_infos {
-            let expected = subtree.iter().filter(|u| u.reports.contains(&indicator.code)).count();
+            let expected = subtree.iter().filter(|u| u.definition.reports.contains(&indicator.definition.code)).count();
             let expected_units = u32::try_from(expected).unwrap_or(u32::MAX);
             for &period in periods {
-                let aggregate = if indicator.kind == IndicatorKind::Percent {
-                    let reporter = indicator.reported_by.as_ref().and_then(|code| snapshot.unit(code)).map(|u| u.id);
+                let aggregate = if indicator.definition.kind == IndicatorKind::Percent {
+                    let reporter =
+                        indicator.definition.reported_by.as_ref().and_then(|code| snapshot.unit(code)).map(|u| u.id);
                     let figures = reported_percents.get(&indicator.id).into_iter().flatten().filter_map(
                         |(&unit_id, reported)| {
-                            resolve_over_time(period, indicator.time_aggregation, reported).map(|f| (unit_id, f))
+                            resolve_over_time(period, indicator.definition.time_aggregation, reported)
+                                .map(|f| (unit_id, f))
                         },
                     );
-                    aggregate_units(indicator.kind, reporter.as_ref(), figures)
+                    aggregate_units(indicator.definition.kind, reporter.as_ref(), figures)
                 } else {
                     let sums = direct.get(&(indicator.id, period)).copied().unwrap_or_default();
                     let from_sub_periods = with_sub_periods
@@ -149,18 +151,23 @@ impl Store {
                         .flatten()
                         .filter(|(_, reported)| !reported.contains_key(&period))
                         .filter_map(|(&unit_id, reported)| {
-                            resolve_over_time(period, indicator.time_aggregation, reported).map(|f| (unit_id, f))
+                            resolve_over_time(period, indicator.definition.time_aggregation, reported)
+                                .map(|f| (unit_id, f))
                         });
-                    combine(indicator.kind, sums, aggregate_units(indicator.kind, None::<&i32>, from_sub_periods))
+                    combine(
+                        indicator.definition.kind,
+                        sums,
+                        aggregate_units(indicator.definition.kind, None::<&i32>, from_sub_periods),
+                    )
                 };
                 let target = snapshot.target_for(indicator, unit, period);
                 let evaluation = evaluate(
                     aggregate.figure.map(Figure::value),
-                    target.map(|value| Target { value, direction: indicator.direction }),
+                    target.map(|value| Target { value, direction: indicator.definition.direction }),
                 );
                 kpis.push(Kpi {
                     unit: unit.clone(),
-                    indicator: indicator.code.clone(),
+                    indicator: indicator.definition.code.clone(),
                     period,
                     figure: aggregate.figure,
                     target,
@@ -280,7 +287,7 @@ impl Store {
                 let period =
                     *by_code.get(&code).ok_or_else(|| StoreError::Corrupt(format!("unexpected period {code:?}")))?;
                 let figure = figure_from_columns(
-                    indicator.kind,
+                    indicator.definition.kind,
                     row.try_get_by_index(3)?,
                     row.try_get_by_index(4)?,
                     row.try_get_by_index(5)?,
@@ -300,12 +307,12 @@ impl Store {
         }
         let reported_ids = self.reporting_unit_ids(period).await?;
         let mut completeness = Completeness { expected: Vec::new(), reported: Vec::new(), missing: Vec::new() };
-        for unit in snapshot.subtree_units(parent).into_iter().skip(1).filter(|u| !u.reports.is_empty()) {
-            completeness.expected.push(unit.code.clone());
+        for unit in snapshot.subtree_units(parent).into_iter().skip(1).filter(|u| !u.definition.reports.is_empty()) {
+            completeness.expected.push(unit.definition.code.clone());
             if reported_ids.contains(&unit.id) {
-                completeness.reported.push(unit.code.clone());
+                completeness.reported.push(unit.definition.code.clone());
             } else {
-                completeness.missing.push(unit.code.clone());
+                completeness.missing.push(unit.definition.code.clone());
             }
         }
         Ok(completeness)

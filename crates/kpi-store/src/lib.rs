@@ -19,7 +19,7 @@ pub use connection::{DEFAULT_DATABASE_URL, Store};
 pub use error::StoreError;
 pub use kpis::{Completeness, Kpi};
 pub use revisions::{CurrentRevision, NewRevision, NewValue, RevisionInfo, StoredIssue, WriteOutcome};
-pub use snapshot::{IndicatorInfo, Snapshot, TargetInfo, UnitInfo};
+pub use snapshot::{IndicatorInfo, Snapshot, UnitInfo};
 
 /// The catalog shipped with the programs: Resolution 09-NQ/HU of the Pác Nặm district.
 pub const SHIPPED_CATALOG: &str = include_str!("../../../catalog/pac-nam-09-nq-hu.toml");

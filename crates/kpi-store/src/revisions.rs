@@ -270,8 +270,8 @@ impl Store {
                 .indicator_by_id(row.indicator_id)
                 .ok_or_else(|| StoreError::Corrupt(format!("value of unknown indicator {}", row.indicator_id)))?;
             figures.push((
-                indicator.code.clone(),
-                figure_from_columns(indicator.kind, row.value, row.numerator, row.denominator)?,
+                indicator.definition.code.clone(),
+                figure_from_columns(indicator.definition.kind, row.value, row.numerator, row.denominator)?,
             ));
         }
         figures.sort_by_key(|(code, _)| snapshot.indicator(code).map(|i| i.id));
@@ -286,8 +286,8 @@ impl Store {
         Ok(snapshot
             .units
             .iter()
-            .filter(|u| !u.reports.is_empty() && !reported.contains(&u.id))
-            .map(|u| u.code.clone())
+            .filter(|u| !u.definition.reports.is_empty() && !reported.contains(&u.id))
+            .map(|u| u.definition.code.clone())
             .collect())
     }
 

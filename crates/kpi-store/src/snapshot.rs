@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kpi_core::catalog::{IndicatorDef, ResolutionDef, TargetDef, UnitDef};
 use kpi_core::{Direction, IndicatorCode, IndicatorKind, Period, ResolutionCode, TimeAggregation, UnitCode, UnitTree};
 use sea_orm::{EntityTrait, QueryOrder};
 
@@ -25,51 +26,22 @@ pub(crate) struct CachedSnapshot {
     snapshot: Arc<Snapshot>,
 }
 
-/// A unit of the tree.
+/// A unit of the tree, as the catalog defines it, with its database identity.
 #[derive(Debug, Clone)]
 pub struct UnitInfo {
     pub id: i32,
-    pub code: UnitCode,
-    pub name: String,
-    pub kind: String,
-    pub parent: Option<UnitCode>,
+    /// `/<root id>/.../<own id>/`: the unit's subtree is every path with this prefix.
     pub path: String,
-    /// The indicators the unit is expected to report, in catalog order.
-    pub reports: Vec<IndicatorCode>,
+    /// Code, name, kind, parent and data set (`reports`, in catalog order).
+    pub definition: UnitDef,
 }
 
-/// An indicator and its rules.
+/// An indicator, as the catalog defines it, with its database identity and resolution.
 #[derive(Debug, Clone)]
 pub struct IndicatorInfo {
     pub id: i32,
-    pub code: IndicatorCode,
     pub resolution: ResolutionCode,
-    pub name: String,
-    pub name_en: String,
-    pub kind: IndicatorKind,
-    pub time_aggregation: TimeAggregation,
-    pub direction: Direction,
-    pub unit_of_measure: String,
-    pub reported_by: Option<UnitCode>,
-}
-
-/// A target as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TargetInfo {
-    pub indicator: IndicatorCode,
-    pub unit: UnitCode,
-    /// `None`: by the end of the term.
-    pub period: Option<Period>,
-    pub value: f64,
-}
-
-/// A resolution as stored.
-#[derive(Debug, Clone)]
-pub struct ResolutionInfo {
-    pub code: ResolutionCode,
-    pub title: String,
-    pub adopted_on: String,
-    pub term_end_year: i32,
+    pub definition: IndicatorDef,
 }
 
 /// The whole catalog at one moment, indexed for lookups.
@@ -77,8 +49,8 @@ pub struct ResolutionInfo {
 pub struct Snapshot {
     pub units: Vec<UnitInfo>,
     pub indicators: Vec<IndicatorInfo>,
-    pub targets: Vec<TargetInfo>,
-    pub resolutions: Vec<ResolutionInfo>,
+    pub targets: Vec<TargetDef>,
+    pub resolutions: Vec<ResolutionDef>,
     pub tree: UnitTree,
     unit_index: HashMap<UnitCode, usize>,
     indicator_index: HashMap<IndicatorCode, usize>,
@@ -98,13 +70,13 @@ impl Snapshot {
         self.indicator_by_id.get(&id).map(|&i| &self.indicators[i])
     }
 
-    pub fn resolution(&self, code: &ResolutionCode) -> Option<&ResolutionInfo> {
+    pub fn resolution(&self, code: &ResolutionCode) -> Option<&ResolutionDef> {
         self.resolutions.iter().find(|r| &r.code == code)
     }
 
     /// The root of the unit tree (the catalog guarantees there is exactly one).
     pub fn root(&self) -> Option<&UnitInfo> {
-        self.units.iter().find(|u| u.parent.is_none())
+        self.units.iter().find(|u| u.definition.parent.is_none())
     }
 
     /// `unit` and every unit below it, `unit` first.
@@ -120,11 +92,13 @@ impl Snapshot {
     pub fn target_for(&self, indicator: &IndicatorInfo, unit: &UnitCode, period: Period) -> Option<f64> {
         let own = |holder: &UnitCode| {
             let for_holder = |p: Option<Period>| {
-                self.targets.iter().find(|t| t.indicator == indicator.code && &t.unit == holder && t.period == p)
+                self.targets
+                    .iter()
+                    .find(|t| t.indicator == indicator.definition.code && &t.unit == holder && t.period == p)
             };
             for_holder(Some(period)).or_else(|| for_holder(None)).map(|t| t.value)
         };
-        if indicator.kind == IndicatorKind::Count {
+        if indicator.definition.kind == IndicatorKind::Count {
             return own(unit);
         }
         let mut holder = Some(unit.clone());
@@ -132,7 +106,7 @@ impl Snapshot {
             if let Some(value) = own(&code) {
                 return Some(value);
             }
-            holder = self.unit(&code).and_then(|u| u.parent.clone());
+            holder = self.unit(&code).and_then(|u| u.definition.parent.clone());
         }
         None
     }
@@ -180,13 +154,8 @@ impl Store {
 
         let mut indicators = Vec::with_capacity(indicator_rows.len());
         for row in &indicator_rows {
-            indicators.push(IndicatorInfo {
-                id: row.id,
+            let definition = IndicatorDef {
                 code: IndicatorCode::parse(&row.code).map_err(|e| corrupt(e.to_string()))?,
-                resolution: resolution_codes
-                    .get(&row.resolution_id)
-                    .cloned()
-                    .ok_or_else(|| corrupt(format!("indicator {} has no resolution", row.code)))?,
                 name: row.name.clone(),
                 name_en: row.name_en.clone(),
                 kind: IndicatorKind::from_str_opt(&row.kind).ok_or_else(|| corrupt(format!("kind {:?}", row.kind)))?,
@@ -196,6 +165,14 @@ impl Store {
                     .ok_or_else(|| corrupt(format!("direction {:?}", row.direction)))?,
                 unit_of_measure: row.unit_of_measure.clone(),
                 reported_by: row.reporter_unit_id.map(unit_code).transpose()?,
+            };
+            indicators.push(IndicatorInfo {
+                id: row.id,
+                resolution: resolution_codes
+                    .get(&row.resolution_id)
+                    .cloned()
+                    .ok_or_else(|| corrupt(format!("indicator {} has no resolution", row.code)))?,
+                definition,
             });
         }
         let indicator_by_id: HashMap<i32, usize> = indicators.iter().enumerate().map(|(i, ind)| (ind.id, i)).collect();
@@ -214,12 +191,14 @@ impl Store {
             assigned.sort_unstable();
             units.push(UnitInfo {
                 id: row.id,
-                code: unit_code(row.id)?,
-                name: row.name.clone(),
-                kind: row.kind.clone(),
-                parent: row.parent_id.map(unit_code).transpose()?,
                 path: row.path.clone(),
-                reports: assigned.into_iter().map(|i| indicators[i].code.clone()).collect(),
+                definition: UnitDef {
+                    code: unit_code(row.id)?,
+                    name: row.name.clone(),
+                    kind: row.kind.clone(),
+                    parent: row.parent_id.map(unit_code).transpose()?,
+                    reports: assigned.into_iter().map(|i| indicators[i].definition.code.clone()).collect(),
+                },
             });
         }
 
@@ -227,20 +206,20 @@ impl Store {
         for row in &target_rows {
             let indicator = indicator_by_id
                 .get(&row.indicator_id)
-                .map(|&i| indicators[i].code.clone())
+                .map(|&i| indicators[i].definition.code.clone())
                 .ok_or_else(|| corrupt(format!("target of unknown indicator {}", row.indicator_id)))?;
             let period = if row.period.is_empty() {
                 None
             } else {
                 Some(Period::parse(&row.period).map_err(|e| corrupt(e.to_string()))?)
             };
-            targets.push(TargetInfo { indicator, unit: unit_code(row.unit_id)?, period, value: row.value });
+            targets.push(TargetDef { indicator, unit: unit_code(row.unit_id)?, period, value: row.value });
         }
 
         let resolutions = resolution_rows
             .iter()
             .map(|row| {
-                Ok(ResolutionInfo {
+                Ok(ResolutionDef {
                     code: resolution_codes.get(&row.id).cloned().ok_or_else(|| corrupt("resolution code".into()))?,
                     title: row.title.clone(),
                     adopted_on: row.adopted_on.clone(),
@@ -249,10 +228,10 @@ impl Store {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
 
-        let tree = UnitTree::new(units.iter().map(|u| (u.code.clone(), u.parent.clone())));
+        let tree = UnitTree::new(units.iter().map(|u| (u.definition.code.clone(), u.definition.parent.clone())));
         Ok(Snapshot {
-            unit_index: units.iter().enumerate().map(|(i, u)| (u.code.clone(), i)).collect(),
-            indicator_index: indicators.iter().enumerate().map(|(i, ind)| (ind.code.clone(), i)).collect(),
+            unit_index: units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect(),
+            indicator_index: indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect(),
             indicator_by_id,
             units,
             indicators,

@@ -57,7 +57,7 @@ async fn catalog_loads_idempotently_and_updates_in_place() {
     let changes = store.load_catalog(&Catalog::from_toml(&edited).unwrap()).await.unwrap();
     assert_eq!(changes, CatalogChanges { inserted: 0, updated: 2, deleted: 0 });
     let snapshot = store.snapshot().await.unwrap();
-    assert_eq!(snapshot.unit(&unit("BOCBO")).unwrap().name, "Xã Bộc Bố (mới)");
+    assert_eq!(snapshot.unit(&unit("BOCBO")).unwrap().definition.name, "Xã Bộc Bố (mới)");
     assert_eq!(snapshot.units.len(), 14);
     let b05 = snapshot.indicator(&indicator("B05")).unwrap();
     assert_eq!(snapshot.target_for(b05, &unit("PACNAM"), Period::Year(2022)), Some(20.0));
