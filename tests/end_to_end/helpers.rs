@@ -118,3 +118,8 @@ pub fn assert_close(actual: f64, expected: f64, tolerance: f64) {
 pub fn indicators_with_status(kpis: &[v1::Kpi], status: v1::KpiStatus) -> Vec<&str> {
     kpis.iter().filter(|k| k.status() == status).map(|k| k.indicator_code.as_str()).collect()
 }
+
+/// The scorecard the 2023 review reads: Resolution 09-NQ/HU, the whole district, 2022.
+pub fn district_scorecard_2022() -> v1::GetScorecardRequest {
+    v1::GetScorecardRequest { resolution_code: "09-NQ/HU".into(), unit_code: "PACNAM".into(), period: "2022".into() }
+}

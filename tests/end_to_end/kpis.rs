@@ -4,7 +4,7 @@ use kpi_proto::v1;
 use kpi_proto::v1::KpiStatus;
 
 use crate::fixtures::district_2022;
-use crate::helpers::{TestApp, assert_close, indicators_with_status, kpi_request, spawn_app};
+use crate::helpers::{TestApp, assert_close, district_scorecard_2022, indicators_with_status, kpi_request, spawn_app};
 
 async fn app_with_2022() -> TestApp {
     let app = spawn_app().await;
@@ -55,15 +55,7 @@ async fn get_kpi_gives_the_review_figures() {
 async fn scorecard_lists_b05_and_b06_as_not_met() {
     let app = app_with_2022().await;
     let mut client = app.kpi().await;
-    let scorecard = client
-        .get_scorecard(v1::GetScorecardRequest {
-            resolution_code: "09-NQ/HU".into(),
-            unit_code: "PACNAM".into(),
-            period: "2022".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let scorecard = client.get_scorecard(district_scorecard_2022()).await.unwrap().into_inner();
     assert_eq!(scorecard.entries.len(), 12, "every indicator with a target");
     let not_met = indicators_with_status(&scorecard.entries, KpiStatus::NotMet);
     // C01 47% falls short of its illustrative 50%; B01 is 181/184 in these fixtures.

@@ -4,10 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use kpi_proto::v1;
 use kpi_proto::v1::KpiStatus;
 
-use crate::helpers::{assert_close, indicators_with_status, kpi_request, spawn_app};
+use crate::helpers::{assert_close, district_scorecard_2022, indicators_with_status, kpi_request, spawn_app};
 
 fn samples_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples");
@@ -70,15 +69,7 @@ async fn samples_reproduce_the_district_totals_and_the_review() {
     let c02 = client.get_kpi(kpi_request("PACNAM", "C02", "2022")).await.unwrap().into_inner();
     assert_close(c02.achievement.unwrap(), 1.37, 1e-9);
     assert_eq!(c02.status(), KpiStatus::Met);
-    let scorecard = client
-        .get_scorecard(v1::GetScorecardRequest {
-            resolution_code: "09-NQ/HU".into(),
-            unit_code: "PACNAM".into(),
-            period: "2022".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let scorecard = client.get_scorecard(district_scorecard_2022()).await.unwrap().into_inner();
     let not_met = indicators_with_status(&scorecard.entries, KpiStatus::NotMet);
     assert!(not_met.contains(&"B05") && not_met.contains(&"B06"), "{not_met:?}");
 
