@@ -29,6 +29,9 @@ const MAX_ENTRIES: usize = 2_000;
 pub const MAX_CELLS: usize = 200_000;
 /// Largest bounding box of non-empty cells an ODS sheet may have (calamine reads ODS densely).
 const MAX_ODS_GRID: u64 = 2_000_000;
+/// Largest grid an `.xls` sheet may declare or span: calamine reserves the declared
+/// DIMENSIONS and then allocates the cells' bounding box, both densely.
+const MAX_XLS_GRID: u64 = 2_000_000;
 
 /// The container formats the importer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +98,7 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, Problem> {
         if bytes.windows(encrypted.len()).any(|w| w == encrypted.as_slice()) {
             return Err(Problem::PasswordProtected);
         }
+        check_xls_grid(bytes)?;
         return Ok(Format::Xls);
     }
     let head = &bytes[..bytes.len().min(512)];
@@ -161,6 +165,80 @@ fn sniff_zip(bytes: &[u8]) -> Result<Format, Problem> {
     } else {
         Err(not_a_workbook("a zip archive, but not a workbook".into()))
     }
+}
+
+/// Walks the BIFF records of an `.xls` workbook stream and refuses a sheet whose DIMENSIONS
+/// record, or whose cells' bounding box, exceeds [`MAX_XLS_GRID`] cells. Without this, a few
+/// bytes declaring 1,000,000 × 256 cells make calamine reserve gigabytes (or abort the process).
+fn check_xls_grid(bytes: &[u8]) -> Result<(), Problem> {
+    let broken = |detail: String| Problem::NotAWorkbook { detail };
+    let mut container = cfb::CompoundFile::open(Cursor::new(bytes))
+        .map_err(|e| broken(format!("broken Excel 97-2003 container: {e}")))?;
+    let stream_name = ["/Workbook", "/Book"]
+        .into_iter()
+        .find(|name| container.is_stream(name))
+        .ok_or_else(|| broken("an OLE file, but not an Excel workbook".into()))?;
+    let mut stream = Vec::new();
+    container
+        .open_stream(stream_name)
+        .and_then(|s| s.take(MAX_FILE_BYTES as u64).read_to_end(&mut stream))
+        .map_err(|e| broken(format!("unreadable workbook stream: {e}")))?;
+    let too_large =
+        |rows: u64, cols: u64| Problem::TooLarge { detail: format!("a sheet spans {rows} × {cols} cells") };
+    // (first row, last row, first column, last column) of the current substream's cells.
+    let mut bounds: Option<(u16, u16, u16, u16)> = None;
+    let check_bounds = |bounds: Option<(u16, u16, u16, u16)>| match bounds {
+        Some((top, bottom, left, right)) => {
+            let (rows, cols) = (u64::from(bottom - top) + 1, u64::from(right - left) + 1);
+            if rows * cols > MAX_XLS_GRID { Err(too_large(rows, cols)) } else { Ok(()) }
+        }
+        None => Ok(()),
+    };
+    let mut offset = 0;
+    while let Some(header) = stream.get(offset..offset + 4) {
+        let record = u16::from_le_bytes([header[0], header[1]]);
+        let length = usize::from(u16::from_le_bytes([header[2], header[3]]));
+        let data = stream.get(offset + 4..offset + 4 + length).unwrap_or(&[]);
+        offset += 4 + length;
+        let u16_at = |at: usize| data.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        let u32_at = |at: usize| data.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        match record {
+            // BOF and EOF: a new substream (a sheet) starts or ends.
+            0x0809 | 0x000A => {
+                check_bounds(bounds.take())?;
+            }
+            // DIMENSIONS: BIFF8 has 32-bit rows, BIFF5 16-bit ones; the last row and column are exclusive.
+            0x0200 => {
+                let declared = match length {
+                    14 => u32_at(0).zip(u32_at(4)).zip(u16_at(8).zip(u16_at(10))).map(|((r0, r1), (c0, c1))| {
+                        (u64::from(r1.saturating_sub(r0)), u64::from(c1.saturating_sub(c0)))
+                    }),
+                    _ => u16_at(0).zip(u16_at(2)).zip(u16_at(4).zip(u16_at(6))).map(|((r0, r1), (c0, c1))| {
+                        (u64::from(r1.saturating_sub(r0)), u64::from(c1.saturating_sub(c0)))
+                    }),
+                };
+                if let Some((rows, cols)) = declared.filter(|(rows, cols)| rows.saturating_mul(*cols) > MAX_XLS_GRID) {
+                    return Err(too_large(rows, cols));
+                }
+            }
+            // Cell records calamine keeps: NUMBER, LABEL, RSTRING, BOOLERR, RK, LABELSST,
+            // FORMULA, and MULRK (whose last column closes the record).
+            0x0203 | 0x0204 | 0x00D6 | 0x0205 | 0x027E | 0x00FD | 0x0006 | 0x00BD => {
+                if let (Some(row), Some(first_col)) = (u16_at(0), u16_at(2)) {
+                    let last_col = if record == 0x00BD {
+                        length.checked_sub(2).and_then(u16_at).unwrap_or(first_col)
+                    } else {
+                        first_col
+                    };
+                    let (top, bottom, left, right) = bounds.unwrap_or((row, row, first_col, first_col));
+                    bounds =
+                        Some((top.min(row), bottom.max(row), left.min(first_col), right.max(last_col.max(first_col))));
+                }
+            }
+            _ => {}
+        }
+    }
+    check_bounds(bounds)
 }
 
 /// calamine reads an ODS sheet into a dense grid, expanding `number-*-repeated`: refuse a
@@ -367,6 +445,49 @@ mod tests {
         bytes.extend_from_slice(&[0; 64]);
         bytes.extend("EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes));
         assert_eq!(sniff(&bytes).map_err(|p| p.code()), Err("password_protected"));
+    }
+
+    /// An Excel 97-2003 file whose workbook stream holds the given BIFF records.
+    fn xls_with_records(records: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut stream = Vec::new();
+        for (record, data) in records {
+            stream.extend(record.to_le_bytes());
+            stream.extend((data.len() as u16).to_le_bytes());
+            stream.extend(data);
+        }
+        let mut file = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+        std::io::Write::write_all(&mut file.create_stream("/Workbook").unwrap(), &stream).unwrap();
+        file.flush().unwrap();
+        file.into_inner().into_inner()
+    }
+
+    fn number_at(row: u16, col: u16) -> (u16, Vec<u8>) {
+        let mut data = Vec::new();
+        data.extend(row.to_le_bytes());
+        data.extend(col.to_le_bytes());
+        data.extend(0u16.to_le_bytes());
+        data.extend(1.0f64.to_le_bytes());
+        (0x0203, data)
+    }
+
+    #[test]
+    fn xls_declaring_or_spanning_a_huge_grid_is_refused_before_calamine() {
+        let bof = (0x0809, vec![0u8; 16]);
+        let eof = (0x000A, Vec::new());
+        let mut dimensions = Vec::new();
+        dimensions.extend(0u32.to_le_bytes());
+        dimensions.extend(1_000_000u32.to_le_bytes());
+        dimensions.extend(0u16.to_le_bytes());
+        dimensions.extend(256u16.to_le_bytes());
+        dimensions.extend(0u16.to_le_bytes());
+        let declared = xls_with_records(&[bof.clone(), (0x0200, dimensions), number_at(0, 0), eof.clone()]);
+        assert_eq!(sniff(&declared).map_err(|p| p.code()), Err("too_large"));
+
+        let spanning = xls_with_records(&[bof.clone(), number_at(0, 0), number_at(65_535, 255), eof.clone()]);
+        assert_eq!(sniff(&spanning).map_err(|p| p.code()), Err("too_large"));
+
+        let modest = xls_with_records(&[bof, number_at(0, 0), number_at(40, 7), eof]);
+        assert_eq!(sniff(&modest), Ok(Format::Xls));
     }
 
     #[test]
