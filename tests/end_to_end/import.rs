@@ -77,3 +77,19 @@ async fn uploads_over_the_limit_are_refused() {
     let status = app.upload("big.xlsx", &vec![0u8; 20_000], false).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
 }
+
+#[tokio::test]
+async fn a_stalled_upload_is_cancelled_after_the_request_timeout() {
+    let app = spawn_app_with(|config| config.request_timeout_seconds = 1).await;
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    sender
+        .send(v1::ImportChunk { file_name: "slow.xlsx".into(), data: vec![0x50, 0x4b], ..Default::default() })
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status =
+        app.importer().await.import_workbook(tokio_stream::wrappers::ReceiverStream::new(receiver)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    drop(sender);
+}

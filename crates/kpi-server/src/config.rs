@@ -55,6 +55,10 @@ pub struct Config {
     #[arg(long, env = "KPI_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
 
+    /// Seconds a call may take before it is cancelled (uploads included).
+    #[arg(long, env = "KPI_REQUEST_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub request_timeout_seconds: u64,
+
     /// Seconds between database health checks.
     #[arg(long, env = "KPI_HEALTH_INTERVAL_SECONDS", default_value_t = 5)]
     pub health_interval_seconds: u64,
@@ -63,6 +67,10 @@ pub struct Config {
 impl Config {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds.max(1))
     }
 
     pub fn health_interval(&self) -> Duration {

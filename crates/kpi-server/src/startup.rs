@@ -101,6 +101,7 @@ impl Application {
         let watcher = tokio::spawn(watch_database(self.store.clone(), health_reporter, self.config.health_interval()));
         let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
         let serving = Server::builder()
+            .timeout(self.config.request_timeout())
             .trace_fn(|request| {
                 tracing::info_span!(
                     "grpc",
