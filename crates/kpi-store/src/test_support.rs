@@ -9,12 +9,14 @@ use sea_orm::{ConnectionTrait, Database};
 
 static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);
 
-/// A database that exists for one test.
+/// A database that exists for one test, removed when dropped.
 #[derive(Debug)]
 pub struct TestDatabase {
     /// The URL to connect to.
     pub url: String,
     sqlite_file: Option<std::path::PathBuf>,
+    /// For PostgreSQL: the server URL it was created through, and its name.
+    postgres: Option<(String, String)>,
 }
 
 impl TestDatabase {
@@ -32,11 +34,19 @@ impl TestDatabase {
                     .await
                     .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
                 admin.close().await.ok();
-                TestDatabase { url: replace_database_name(&base_url, &name), sqlite_file: None }
+                TestDatabase {
+                    url: replace_database_name(&base_url, &name),
+                    sqlite_file: None,
+                    postgres: Some((base_url, name)),
+                }
             }
             _ => {
                 let path = std::env::temp_dir().join(format!("{name}.db"));
-                TestDatabase { url: format!("sqlite://{}?mode=rwc", path.display()), sqlite_file: Some(path) }
+                TestDatabase {
+                    url: format!("sqlite://{}?mode=rwc", path.display()),
+                    sqlite_file: Some(path),
+                    postgres: None,
+                }
             }
         }
     }
@@ -50,6 +60,19 @@ impl Drop for TestDatabase {
                 file.push(suffix);
                 std::fs::remove_file(file).ok();
             }
+        }
+        if let Some((base_url, name)) = self.postgres.take() {
+            // Drop cannot await, and may run inside a runtime: drop the database from a thread
+            // with its own. FORCE ends the connections a test left open.
+            let dropping = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                runtime.block_on(async {
+                    let admin = Database::connect(&base_url).await.ok()?;
+                    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await.ok()?;
+                    admin.close().await.ok()
+                })
+            });
+            dropping.join().ok();
         }
     }
 }
