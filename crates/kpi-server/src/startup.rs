@@ -98,7 +98,13 @@ impl Application {
             self.tokens.require(Role::Import),
         );
 
-        let watcher = tokio::spawn(watch_database(self.store.clone(), health_reporter, self.config.health_interval()));
+        // Statuses are set before the first call can arrive; the watcher keeps them current.
+        let initial = database_status(&self.store).await;
+        for service in HEALTH_SERVICES {
+            health_reporter.set_service_status(service, initial).await;
+        }
+        let watcher =
+            tokio::spawn(watch_database(self.store.clone(), health_reporter, self.config.health_interval(), initial));
         let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
         let serving = Server::builder()
             .timeout(self.config.request_timeout())
@@ -138,24 +144,36 @@ impl Application {
     }
 }
 
+/// The services whose health follows the database; `""` is the server as a whole.
+const HEALTH_SERVICES: [&str; 3] = ["", "kpi.v1.KpiService", "kpi.v1.ImportService"];
+
+/// SERVING when the database answers a ping.
+async fn database_status(store: &Store) -> ServingStatus {
+    match store.ping().await {
+        Ok(()) => ServingStatus::Serving,
+        Err(error) => {
+            tracing::warn!(%error, "database health check failed");
+            ServingStatus::NotServing
+        }
+    }
+}
+
 /// Keeps the health status in step with the database: NOT_SERVING while it is unreachable.
-async fn watch_database(store: Store, reporter: tonic_health::server::HealthReporter, interval: std::time::Duration) {
-    let services = ["", "kpi.v1.KpiService", "kpi.v1.ImportService"];
-    let mut last = None;
+async fn watch_database(
+    store: Store,
+    reporter: tonic_health::server::HealthReporter,
+    interval: std::time::Duration,
+    initial: ServingStatus,
+) {
+    let mut last = initial;
     loop {
-        let status = match store.ping().await {
-            Ok(()) => ServingStatus::Serving,
-            Err(error) => {
-                tracing::warn!(%error, "database health check failed");
-                ServingStatus::NotServing
-            }
-        };
-        if last != Some(status) {
-            for service in services {
+        tokio::time::sleep(interval).await;
+        let status = database_status(&store).await;
+        if status != last {
+            for service in HEALTH_SERVICES {
                 reporter.set_service_status(service, status).await;
             }
-            last = Some(status);
+            last = status;
         }
-        tokio::time::sleep(interval).await;
     }
 }
