@@ -148,13 +148,15 @@ async fn database_outage_is_unavailable_and_not_serving() {
                 saw_unavailable = true;
                 break;
             }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            Err(status) => panic!("an outage must be UNAVAILABLE, not {status:?}"),
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
         }
     }
     assert!(saw_unavailable, "calls fail as UNAVAILABLE while the database is down");
     let mut health = HealthClient::new(app.channel().await);
     let mut not_serving = false;
-    for _ in 0..20 {
+    // A ping may wait for the pool's acquire timeout (10 s) before it fails.
+    for _ in 0..60 {
         let response = health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
         if response.status() == ServingStatus::NotServing {
             not_serving = true;

@@ -1,7 +1,7 @@
 //! The errors of the store, classified so callers can tell "try later" from "your input"
 //! from "our bug".
 
-use sea_orm::DbErr;
+use sea_orm::{DbErr, RuntimeErr, sqlx};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -28,10 +28,29 @@ pub enum StoreError {
 
 impl From<DbErr> for StoreError {
     fn from(error: DbErr) -> Self {
-        match error {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => StoreError::Unavailable(error),
-            other => StoreError::Database(other),
+        if is_unavailable(&error) { StoreError::Unavailable(error) } else { StoreError::Database(error) }
+    }
+}
+
+/// Whether the database could not be reached or dropped the connection, as opposed to
+/// refusing a statement: no connection from the pool, a broken socket, or PostgreSQL's
+/// connection-exception (08) and operator-intervention (57P) classes.
+fn is_unavailable(error: &DbErr) -> bool {
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(source)) | DbErr::Query(RuntimeErr::SqlxError(source)) => {
+            match source.as_ref() {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(database) => {
+                    database.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P"))
+                }
+                _ => false,
+            }
         }
+        _ => false,
     }
 }
 
