@@ -18,7 +18,6 @@ use kpi_store::{Store, StoreError};
 use serde::Serialize;
 
 use crate::issues::{Lang, Problem, issue};
-use crate::report::Rejected;
 use crate::workbook::{MAX_FILE_BYTES, MAX_RATIO, MAX_UNPACKED_BYTES};
 use crate::{FileReport, ImportOptions, ParsedFile, Status, file_name_of, parse_file, sha256_hex, store_file};
 
@@ -204,13 +203,8 @@ fn read_archive(path: &Path, shown: &str) -> Result<Vec<Input>, Problem> {
 
 /// Reads one input's bytes and parses it.
 fn parse_input(input: Input, catalog: &Catalog, options: &ImportOptions) -> ParsedFile {
-    let unusable = |path: String, bytes: &[u8], problem: Problem| ParsedFile {
-        sha256: sha256_hex(bytes),
-        result: Err(Rejected {
-            errors: vec![issue(options.lang, file_name_of(&path), "", "", &problem)],
-            ..Rejected::default()
-        }),
-        path,
+    let unusable = |path: String, bytes: &[u8], problem: Problem| {
+        ParsedFile::refused(path, sha256_hex(bytes), &problem, options.lang)
     };
     let bytes = match input.source {
         Source::Bytes(bytes) => bytes,
@@ -257,14 +251,7 @@ pub fn parse_all(
                     let parsed = catch_unwind(AssertUnwindSafe(|| parse_input(input, catalog, options)))
                         .unwrap_or_else(|_| {
                             let problem = Problem::NotAWorkbook { detail: "internal error while reading".into() };
-                            ParsedFile {
-                                sha256: String::new(),
-                                result: Err(Rejected {
-                                    errors: vec![issue(options.lang, file_name_of(&path), "", "", &problem)],
-                                    ..Rejected::default()
-                                }),
-                                path,
-                            }
+                            ParsedFile::refused(path, String::new(), &problem, options.lang)
                         });
                     on_parsed(&parsed);
                     if let Ok(mut slot) = results[index].lock() {

@@ -96,6 +96,13 @@ pub struct ParsedFile {
 }
 
 impl ParsedFile {
+    /// A file refused as a whole (unreadable, hostile, or a reader that failed), with its one
+    /// file-level error.
+    pub fn refused(path: String, sha256: String, problem: &issues::Problem, lang: Lang) -> ParsedFile {
+        let error = issues::issue(lang, file_name_of(&path), "", "", problem);
+        ParsedFile { path, sha256, result: Err(Rejected { errors: vec![error], ..Rejected::default() }) }
+    }
+
     /// The unit and period of an acceptable file (for the in-batch ambiguity check).
     pub fn key(&self) -> Option<(UnitCode, Period)> {
         self.result.as_ref().ok().map(|report| (report.unit.clone(), report.period))
@@ -207,19 +214,14 @@ pub async fn import_file(
     options: &ImportOptions,
 ) -> Result<FileReport, StoreError> {
     let (path, catalog_owned, options_owned) = (file_name.to_owned(), catalog.clone(), options.clone());
-    let sha256 = sha256_hex(&bytes);
-    let parsed = tokio::task::spawn_blocking(move || parse_file(&path, &bytes, &catalog_owned, &options_owned))
+    // Shared with the parsing thread so the bytes are hashed once, and again only if it fails.
+    let bytes = std::sync::Arc::new(bytes);
+    let for_parsing = std::sync::Arc::clone(&bytes);
+    let parsed = tokio::task::spawn_blocking(move || parse_file(&path, &for_parsing, &catalog_owned, &options_owned))
         .await
         .unwrap_or_else(|_| {
             let problem = issues::Problem::NotAWorkbook { detail: "the reader failed on this file".into() };
-            ParsedFile {
-                path: file_name.to_owned(),
-                sha256,
-                result: Err(Rejected {
-                    errors: vec![issues::issue(options.lang, file_name, "", "", &problem)],
-                    ..Rejected::default()
-                }),
-            }
+            ParsedFile::refused(file_name.to_owned(), sha256_hex(&bytes), &problem, options.lang)
         });
     store_file(store, parsed, options).await
 }
