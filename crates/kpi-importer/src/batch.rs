@@ -2,24 +2,26 @@
 //! parallel, rejecting in-batch duplicates, storing each file in its own transaction, and the
 //! end-of-run summary and JSON report.
 //!
-//! One bad file never stops the batch; only infrastructure failures (a missing path, an
-//! unreadable folder, an unreachable database) end it early, as [`BatchError`].
+//! One bad file never stops the batch. A missing path or an unreadable folder stops it before
+//! it starts ([`BatchError`]); a database or reader failure midway stops it with a report all
+//! the same, saying which files were stored, which were not, and why ([`BatchReport::stopped`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{Cursor, Read};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kpi_core::{Catalog, Period, UnitCode};
-use kpi_store::{Store, StoreError};
+use kpi_store::Store;
 use serde::Serialize;
 
 use crate::issues::{Lang, Problem, issue};
 use crate::workbook::{MAX_FILE_BYTES, MAX_RATIO, MAX_UNPACKED_BYTES};
-use crate::{FileReport, ImportOptions, ParsedFile, Status, file_name_of, parse_file, sha256_hex, store_file};
+use crate::{
+    FileReport, ImportError, ImportOptions, ParsedFile, SheetReader, Status, WorkerError, file_name_of, parse_file,
+    sha256_hex, store_file,
+};
 
 /// Extensions taken from folders and archives (a file named on the command line is always
 /// tried, whatever its name).
@@ -36,12 +38,8 @@ pub enum BatchError {
     NotFound(PathBuf),
     #[error("cannot read folder {path}: {source}")]
     UnreadableFolder { path: PathBuf, source: std::io::Error },
-    #[error(transparent)]
-    Store(#[from] StoreError),
     #[error("cannot write {path}: {source}")]
     Output { path: PathBuf, source: std::io::Error },
-    #[error("the parsing threads failed: {0}")]
-    Internal(String),
 }
 
 /// Where a file's bytes come from.
@@ -61,12 +59,17 @@ pub struct Input {
     pub source: Source,
 }
 
-/// The JSON report: `{"files":[…],"missing":{"2023S1":["COLINH",…]}}`.
+/// The JSON report: `{"files":[…],"missing":{"2023S1":["COLINH",…]}}`, plus `"stopped"` when
+/// the batch could not finish.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct BatchReport {
     pub files: Vec<FileReport>,
     /// Per period seen in the batch, the expected units that have no report.
     pub missing: BTreeMap<String, Vec<String>>,
+    /// Why the batch stopped early (the database or the reader failed); the files it did not
+    /// store are listed as `not_stored`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 impl BatchReport {
@@ -201,67 +204,71 @@ fn read_archive(path: &Path, shown: &str) -> Result<Vec<Input>, Problem> {
     Ok(inputs)
 }
 
-/// Reads one input's bytes and parses it.
-fn parse_input(input: Input, catalog: &Catalog, options: &ImportOptions) -> ParsedFile {
-    let unusable = |path: String, bytes: &[u8], problem: Problem| {
-        ParsedFile::refused(path, sha256_hex(bytes), &problem, options.lang)
-    };
-    let bytes = match input.source {
-        Source::Bytes(bytes) => bytes,
-        Source::Unusable(problem) => return unusable(input.path, &[], problem),
+/// One input's bytes, or the problem that makes it unusable.
+fn input_bytes(source: Source) -> Result<Vec<u8>, Problem> {
+    match source {
+        Source::Bytes(bytes) => Ok(bytes),
+        Source::Unusable(problem) => Err(problem),
         Source::File(path) => match std::fs::metadata(&path) {
             Ok(meta) if meta.len() > MAX_FILE_BYTES as u64 => {
-                let problem = Problem::TooLarge { detail: format!("{} bytes > {MAX_FILE_BYTES}", meta.len()) };
-                return unusable(input.path, &[], problem);
+                Err(Problem::TooLarge { detail: format!("{} bytes > {MAX_FILE_BYTES}", meta.len()) })
             }
-            _ => match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(e) => return unusable(input.path, &[], Problem::Unreadable { detail: e.to_string() }),
-            },
+            _ => std::fs::read(&path).map_err(|e| Problem::Unreadable { detail: e.to_string() }),
         },
-    };
-    parse_file(&input.path, &bytes, catalog, options)
+    }
 }
 
-/// Parses inputs on `jobs` threads, keeping their order; `on_parsed` is called as each
-/// finishes (for progress).
-pub fn parse_all(
-    inputs: Vec<Input>,
+/// Reads one input and parses it.
+async fn parse_input(
+    reader: &SheetReader,
+    input: Input,
     catalog: &Catalog,
     options: &ImportOptions,
+) -> Result<ParsedFile, WorkerError> {
+    let Input { path, source } = input;
+    let bytes = tokio::task::spawn_blocking(move || input_bytes(source))
+        .await
+        .unwrap_or_else(|e| Err(Problem::Unreadable { detail: e.to_string() }));
+    match bytes {
+        Ok(bytes) => parse_file(reader, &path, bytes, catalog, options).await,
+        Err(problem) => Ok(ParsedFile::refused(path, sha256_hex(&[]), &problem, options.lang)),
+    }
+}
+
+/// Parses inputs `jobs` at a time (each read by a worker of `reader`), keeping their order;
+/// `progress` advances as each finishes. Stops at the reader's first failure.
+pub async fn parse_all(
+    reader: &SheetReader,
+    inputs: Vec<Input>,
+    catalog: Arc<Catalog>,
+    options: &ImportOptions,
     jobs: usize,
-    on_parsed: &(dyn Fn(&ParsedFile) + Sync),
-) -> Vec<ParsedFile> {
+    progress: &ProgressBar,
+) -> Result<Vec<ParsedFile>, WorkerError> {
     let count = inputs.len();
-    let queue: Vec<Mutex<Option<Input>>> = inputs.into_iter().map(|i| Mutex::new(Some(i))).collect();
-    let results: Vec<Mutex<Option<ParsedFile>>> = (0..count).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, count.max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    if index >= count {
-                        break;
-                    }
-                    let input = queue[index].lock().map(|mut slot| slot.take()).ok().flatten();
-                    let Some(input) = input else { continue };
-                    let path = input.path.clone();
-                    // A bug in the rules must reject one file, not end the batch.
-                    let parsed = catch_unwind(AssertUnwindSafe(|| parse_input(input, catalog, options)))
-                        .unwrap_or_else(|_| {
-                            let problem = Problem::NotAWorkbook { detail: "internal error while reading".into() };
-                            ParsedFile::refused(path, String::new(), &problem, options.lang)
-                        });
-                    on_parsed(&parsed);
-                    if let Ok(mut slot) = results[index].lock() {
-                        *slot = Some(parsed);
-                    }
-                }
-            });
+    let queue = Arc::new(Mutex::new(inputs.into_iter().enumerate().collect::<VecDeque<_>>()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..jobs.clamp(1, count.max(1)) {
+        let (queue, reader, catalog) = (Arc::clone(&queue), reader.clone(), Arc::clone(&catalog));
+        let (options, progress) = (options.clone(), progress.clone());
+        tasks.spawn(async move {
+            let mut parsed = Vec::new();
+            loop {
+                let next = queue.lock().ok().and_then(|mut queue| queue.pop_front());
+                let Some((index, input)) = next else { return Ok(parsed) };
+                parsed.push((index, parse_input(&reader, input, &catalog, &options).await?));
+                progress.inc(1);
+            }
+        });
+    }
+    let mut slots: Vec<Option<ParsedFile>> = (0..count).map(|_| None).collect();
+    while let Some(finished) = tasks.join_next().await {
+        let parsed = finished.map_err(|e| WorkerError::Handshake(format!("a parsing task failed: {e}")))??;
+        for (index, file) in parsed {
+            slots[index] = Some(file);
         }
-    });
-    results.into_iter().filter_map(|slot| slot.into_inner().ok().flatten()).collect()
+    }
+    Ok(slots.into_iter().flatten().collect())
 }
 
 /// Rejects every file whose unit and period another file of the batch also claims.
@@ -294,42 +301,81 @@ pub struct BatchOptions {
 }
 
 /// Runs a whole batch: parse in parallel, reject ambiguous files, store each file, then list
-/// the missing units of every period seen.
+/// the missing units of every period seen. A database or reader failure midway stops the
+/// batch, and the report says so ([`BatchReport::stopped`]): it is returned either way.
 pub async fn run_batch(
     store: &Store,
+    reader: &SheetReader,
     catalog: &Catalog,
     inputs: Vec<Input>,
     options: &BatchOptions,
-) -> Result<BatchReport, BatchError> {
+) -> BatchReport {
     let lang = options.import.lang;
-    let bar = if options.progress {
-        let bar = ProgressBar::new(inputs.len() as u64 * 2);
-        let style = ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} {msg}")
-            .map(|s| s.progress_chars("=> "))
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_message(if lang == Lang::Vi { "đang đọc tệp" } else { "parsing" });
-        bar
-    } else {
-        ProgressBar::hidden()
+    let bar = progress_bar(inputs.len(), options.progress, lang);
+    let paths: Vec<String> = inputs.iter().map(|input| input.path.clone()).collect();
+    let catalog = Arc::new(catalog.clone());
+    let mut parsed = match parse_all(reader, inputs, catalog, &options.import, options.jobs, &bar).await {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            bar.finish_and_clear();
+            return stopped_before_storing(paths, &ImportError::from(error), options.import.lang);
+        }
     };
-    let parse_bar = bar.clone();
-    let (catalog_owned, import, jobs) = (Arc::new(catalog.clone()), options.import.clone(), options.jobs);
-    let mut parsed =
-        tokio::task::spawn_blocking(move || parse_all(inputs, &catalog_owned, &import, jobs, &|_| parse_bar.inc(1)))
-            .await
-            .map_err(|e| BatchError::Internal(e.to_string()))?;
     reject_ambiguous(&mut parsed, lang);
     bar.set_message(if lang == Lang::Vi { "đang lưu" } else { "storing" });
+    let mut report = store_all(store, parsed, options, &bar).await;
+    bar.finish_and_clear();
+    if report.stopped.is_none()
+        && let Err(error) = list_missing(store, &mut report, options.import.dry_run).await
+    {
+        report.stopped = Some(error.to_string());
+    }
+    report
+}
+
+fn progress_bar(files: usize, visible: bool, lang: Lang) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(files as u64 * 2);
+    let style = ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} {msg}")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(if lang == Lang::Vi { "đang đọc tệp" } else { "parsing" });
+    bar
+}
+
+/// The report of a batch whose reading failed: nothing was stored.
+fn stopped_before_storing(paths: Vec<String>, error: &ImportError, lang: Lang) -> BatchReport {
+    let reason = error.to_string();
+    let problem = Problem::ReaderFailed { detail: reason.clone() };
+    let files = paths
+        .into_iter()
+        .map(|path| ParsedFile::refused(path, String::new(), &problem, lang).not_stored())
+        .collect();
+    BatchReport { files, missing: BTreeMap::new(), stopped: Some(reason) }
+}
+
+/// Stores each file in its own transaction, printing a line per file; after a database
+/// failure the remaining files are reported `not_stored`.
+async fn store_all(store: &Store, parsed: Vec<ParsedFile>, options: &BatchOptions, bar: &ProgressBar) -> BatchReport {
+    let lang = options.import.lang;
     let mut report = BatchReport::default();
-    let mut periods = BTreeSet::new();
     for file in parsed {
-        let period = match &file.result {
-            Ok(report) => Some(report.period),
-            Err(rejected) => rejected.period,
+        if report.stopped.is_some() {
+            report.files.push(file.not_stored());
+            continue;
+        }
+        let fallback = file.clone();
+        let file_report = match store_file(store, file, &options.import).await {
+            Ok(file_report) => file_report,
+            Err(error) => {
+                tracing::error!(%error, "the batch stops: the database failed");
+                report.stopped = Some(error.to_string());
+                fallback.not_stored()
+            }
         };
-        periods.extend(period);
-        let file_report = store_file(store, file, &options.import).await?;
         let line = file_line(&file_report, lang);
         if options.progress {
             bar.println(line);
@@ -339,11 +385,17 @@ pub async fn run_batch(
         bar.inc(1);
         report.files.push(file_report);
     }
-    bar.finish_and_clear();
-    for period in periods {
+    report
+}
+
+/// Fills in, per period seen, the expected units that have no report (in a dry run, none from
+/// this batch either).
+async fn list_missing(store: &Store, report: &mut BatchReport, dry_run: bool) -> Result<(), kpi_store::StoreError> {
+    let periods: BTreeSet<String> = report.files.iter().filter_map(|f| f.period.clone()).collect();
+    for code in periods {
+        let Ok(period) = Period::parse(&code) else { continue };
         let mut missing = store.missing_units(period).await?;
-        if options.import.dry_run {
-            let code = period.code();
+        if dry_run {
             let present: BTreeSet<&str> = report
                 .files
                 .iter()
@@ -352,9 +404,9 @@ pub async fn run_batch(
                 .collect();
             missing.retain(|unit| !present.contains(unit.as_str()));
         }
-        report.missing.insert(period.code(), missing.iter().map(|u| u.to_string()).collect());
+        report.missing.insert(code, missing.iter().map(|u| u.to_string()).collect());
     }
-    Ok(report)
+    Ok(())
 }
 
 fn status_label(status: Status, lang: Lang) -> &'static str {
@@ -363,6 +415,7 @@ fn status_label(status: Status, lang: Lang) -> &'static str {
         (Status::Revised, Lang::Vi) => "sửa đổi",
         (Status::Unchanged, Lang::Vi) => "không đổi",
         (Status::Rejected, Lang::Vi) => "từ chối",
+        (Status::NotStored, Lang::Vi) => "chưa lưu",
         (status, Lang::En) => status.as_str(),
     }
 }
@@ -462,6 +515,14 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
     for (period, units) in &report.missing {
         let list = if units.is_empty() { (if vi { "(đủ)" } else { "(none)" }).to_owned() } else { units.join(", ") };
         out.push_str(&format!("  {period}: {list}\n"));
+    }
+    if let Some(reason) = &report.stopped {
+        let not_stored = count(Status::NotStored);
+        out.push_str(&if vi {
+            format!("\nĐã dừng giữa chừng ({reason}); {not_stored} tệp chưa được lưu\n")
+        } else {
+            format!("\nStopped early ({reason}); {not_stored} file(s) not stored\n")
+        });
     }
     out
 }

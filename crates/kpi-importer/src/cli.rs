@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use kpi_core::{Period, UnitCode};
 use kpi_store::{Store, StoreError};
 
-use crate::ImportOptions;
 use crate::batch::{BatchError, BatchOptions, collect_inputs, render_summary, run_batch, say, write_json};
+use crate::{ImportOptions, IsolationConfig, SheetReader, WorkerCommand, WorkerError};
 use crate::issues::Lang;
 use crate::template::{TemplateError, template, write_demo_data};
 
@@ -54,15 +54,40 @@ pub struct ImportArgs {
     /// Period for files that lack one (2022, 2023S1, 2023Q2, 2023-03, "Năm 2022", …).
     #[arg(long, env = "KPI_PERIOD", value_parser = parse_period)]
     pub period: Option<Period>,
-    /// Files parsed in parallel; default: the number of cores.
+    /// Files parsed in parallel, each by its own worker process; default: the number of cores.
     #[arg(long, env = "KPI_JOBS")]
     pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
     /// Also write the machine-readable report to this file.
     #[arg(long, env = "KPI_REPORT_JSON")]
     pub report_json: Option<PathBuf>,
     /// Who imports, kept with each revision; default: the OS user.
     #[arg(long, env = "KPI_IMPORTED_BY")]
     pub imported_by: Option<String>,
+}
+
+/// The limits of the worker processes that read workbooks (shared with `kpi-server`).
+#[derive(Debug, Clone, Args)]
+pub struct IsolationArgs {
+    /// Address space of one parse worker, in MiB: a file needing more is rejected (`reader_failed`).
+    #[arg(long, env = "KPI_WORKER_MEMORY_MIB", default_value_t = 512)]
+    pub worker_memory_mib: u64,
+    /// Seconds one file may take to read, in CPU and wall-clock time alike (`too_slow`).
+    #[arg(long, env = "KPI_PARSE_DEADLINE_SECONDS", default_value_t = 10)]
+    pub parse_deadline_seconds: u64,
+}
+
+impl IsolationArgs {
+    /// The limits, for `workers` worker processes.
+    pub fn config(&self, workers: usize) -> IsolationConfig {
+        IsolationConfig {
+            workers: workers.max(1),
+            memory_limit_bytes: self.worker_memory_mib.max(16).saturating_mul(1024 * 1024),
+            cpu_seconds_per_file: self.parse_deadline_seconds.max(1),
+            deadline: std::time::Duration::from_secs(self.parse_deadline_seconds.max(1)),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +120,10 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Template(#[from] TemplateError),
+    #[error(transparent)]
+    Reader(#[from] WorkerError),
+    #[error("the batch stopped: {0}")]
+    Stopped(String),
     #[error("unit {0} is not in the catalog")]
     UnknownUnit(UnitCode),
 }
@@ -116,6 +145,8 @@ impl Cli {
                 // The catalog is configuration, not report data: every command applies it
                 // (idempotently), dry runs included, so their predictions see the same units.
                 store.load_catalog(&catalog).await?;
+                let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+                let reader = SheetReader::start(WorkerCommand::current_exe()?, args.isolation.config(jobs)).await?;
                 let options = BatchOptions {
                     import: ImportOptions {
                         dry_run: args.dry_run,
@@ -124,15 +155,18 @@ impl Cli {
                         imported_by: args.imported_by.unwrap_or_else(os_user),
                         lang: self.lang,
                     },
-                    jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+                    jobs,
                     progress: std::io::stderr().is_terminal(),
                 };
-                let report = run_batch(&store, &catalog, inputs, &options).await?;
+                let report = run_batch(&store, &reader, &catalog, inputs, &options).await;
                 say(&format!("\n{}", render_summary(&report, self.lang)));
                 if let Some(path) = &args.report_json {
                     write_json(&report, path)?;
                 }
-                Ok(!report.any_rejected())
+                match report.stopped {
+                    Some(reason) => Err(RunError::Stopped(reason)),
+                    None => Ok(!report.any_rejected()),
+                }
             }
             Command::Template(args) => {
                 let bytes = template(&catalog, &args.unit, args.period)?;

@@ -35,6 +35,12 @@ pub enum Problem {
     PasswordProtected,
     TooLarge { detail: String },
     Unreadable { detail: String },
+    /// The spreadsheet reader died on the file (out of memory, a crash) or panicked.
+    ReaderFailed { detail: String },
+    /// The spreadsheet reader was still working on the file at the deadline.
+    TooSlow { seconds: u64 },
+    /// A cell beyond row 1,048,576 or column XFD, where no report has one.
+    CellOutOfBounds { sheet: String, cell: String },
     NoReportSheet { sheets: Vec<String> },
     NoHeader { missing: &'static str },
     MissingUnit,
@@ -71,6 +77,9 @@ impl Problem {
             Problem::PasswordProtected => "password_protected",
             Problem::TooLarge { .. } => "too_large",
             Problem::Unreadable { .. } => "unreadable_file",
+            Problem::ReaderFailed { .. } => "reader_failed",
+            Problem::TooSlow { .. } => "too_slow",
+            Problem::CellOutOfBounds { .. } => "cell_out_of_bounds",
             Problem::NoReportSheet { .. } => "no_report_sheet",
             Problem::NoHeader { .. } => "no_header",
             Problem::MissingUnit => "missing_unit",
@@ -96,6 +105,14 @@ impl Problem {
             Problem::SuspectFraction { .. } => "suspect_fraction",
             Problem::BadDate { .. } => "bad_date",
             Problem::UnexpectedFigure { .. } => "unexpected_figure",
+        }
+    }
+
+    /// The sheet and cell a problem found while reading the workbook is about, if any.
+    pub fn location(&self) -> (&str, &str) {
+        match self {
+            Problem::CellOutOfBounds { sheet, cell } => (sheet, cell),
+            _ => ("", ""),
         }
     }
 
@@ -133,6 +150,27 @@ impl Problem {
                     format!("không đọc được tệp: {detail}")
                 } else {
                     format!("cannot read the file: {detail}")
+                }
+            }
+            Problem::ReaderFailed { detail } => {
+                if vi {
+                    format!("trình đọc bảng tính không đọc được tệp này ({detail}); tệp có thể bị hỏng, hãy mở và lưu lại bằng Excel")
+                } else {
+                    format!("the spreadsheet reader failed on this file ({detail}); it may be corrupt: open it and save it again in Excel")
+                }
+            }
+            Problem::TooSlow { seconds } => {
+                if vi {
+                    format!("đọc tệp mất quá {seconds} giây nên đã dừng; tệp có thể bị hỏng, hãy mở và lưu lại bằng Excel")
+                } else {
+                    format!("reading the file took more than {seconds} s and was stopped; it may be corrupt: open it and save it again in Excel")
+                }
+            }
+            Problem::CellOutOfBounds { .. } => {
+                if vi {
+                    "ô nằm ngoài giới hạn của một trang tính (dòng 1 048 576, cột XFD); tệp bị hỏng".to_owned()
+                } else {
+                    "the cell lies beyond a sheet's limits (row 1,048,576, column XFD); the file is corrupt".to_owned()
                 }
             }
             Problem::NoReportSheet { sheets } => {

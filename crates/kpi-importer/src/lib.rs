@@ -2,9 +2,10 @@
 //! against the report contract (docs/report-format.md) and stores each file as one revision.
 //!
 //! Library first: the `kpi-import` binary and the server's upload service call the same
-//! functions. [`import_file`] handles one file end to end; [`parse_file`] is the pure, CPU-bound
-//! half (safe to run on many threads) and [`store_file`] the database half.
+//! functions. [`import_file`] handles one file end to end; [`parse_file`] is the reading half
+//! (cells from a [`SheetReader`], then the report rules) and [`store_file`] the database half.
 //!
+//! - [`isolation`]: worker processes with OS limits, where untrusted bytes are read;
 //! - [`workbook`]: bytes → sparse cells, refusing hostile files cheaply;
 //! - [`report`]: cells → a validated report, or every error of the file;
 //! - [`issues`]: error codes and their Vietnamese and English messages;
@@ -14,18 +15,31 @@
 
 pub mod batch;
 pub mod cli;
+pub mod isolation;
 pub mod issues;
 pub mod report;
 pub mod template;
 pub mod workbook;
+
+use std::sync::Arc;
 
 use kpi_core::{Catalog, Period, UnitCode};
 use kpi_store::{NewRevision, NewValue, Store, StoreError, StoredIssue, WriteOutcome};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use isolation::{IsolationConfig, SheetReader, WorkerCommand, WorkerError};
 pub use issues::{Issue, Lang};
-pub use report::{Overrides, ParsedReport, Rejected, parse_workbook};
+pub use report::{Overrides, ParsedReport, Rejected, parse_sheets, parse_workbook};
+
+/// Why an import could not run: the database or the workbook reader failed, not the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Reader(#[from] WorkerError),
+}
 
 /// How to import: the command line's options, or the server's request.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -48,7 +62,7 @@ impl ImportOptions {
 
 /// What happened to a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// The first revision of its unit and period.
     Accepted,
@@ -57,6 +71,8 @@ pub enum Status {
     /// Byte-identical to the current revision: nothing written.
     Unchanged,
     Rejected,
+    /// Acceptable, but not stored: the batch stopped before its turn (the database failed).
+    NotStored,
 }
 
 impl Status {
@@ -66,6 +82,7 @@ impl Status {
             Status::Revised => "revised",
             Status::Unchanged => "unchanged",
             Status::Rejected => "rejected",
+            Status::NotStored => "not_stored",
         }
     }
 }
@@ -125,6 +142,11 @@ impl ParsedFile {
         self.result = Err(rejected);
     }
 
+    /// The report of a file the batch stopped before storing (a rejected file stays rejected).
+    pub fn not_stored(self) -> FileReport {
+        self.report(Status::NotStored, None)
+    }
+
     /// The report of a file that is rejected (or would be stored as `status`).
     fn report(self, status: Status, revision: Option<i32>) -> FileReport {
         let (unit, period, errors, warnings) = match self.result {
@@ -155,10 +177,20 @@ pub fn file_name_of(path: &str) -> &str {
     path.rsplit(['/', '\\', '!']).next().unwrap_or(path)
 }
 
-/// Parses and hashes one file. Pure CPU work: no IO, never panics on any input.
-pub fn parse_file(path: &str, bytes: &[u8], catalog: &Catalog, options: &ImportOptions) -> ParsedFile {
-    let result = parse_workbook(file_name_of(path), bytes, catalog, &options.overrides(), options.lang);
-    ParsedFile { path: path.to_owned(), sha256: sha256_hex(bytes), result }
+/// Reads one file's cells with `reader` (a worker process, normally) and checks them against
+/// the report contract and the catalog. Every problem of the file is in the result; the error
+/// is the reader's own failure.
+pub async fn parse_file(
+    reader: &SheetReader,
+    path: &str,
+    bytes: Vec<u8>,
+    catalog: &Catalog,
+    options: &ImportOptions,
+) -> Result<ParsedFile, WorkerError> {
+    let sha256 = sha256_hex(&bytes);
+    let sheets = reader.read(Arc::new(bytes)).await?;
+    let result = parse_sheets(file_name_of(path), sheets, catalog, &options.overrides(), options.lang);
+    Ok(ParsedFile { path: path.to_owned(), sha256, result })
 }
 
 /// Stores a parsed file as one revision (one transaction), or in a dry run predicts what
@@ -204,24 +236,16 @@ pub async fn store_file(store: &Store, parsed: ParsedFile, options: &ImportOptio
     Ok(parsed.report(status, Some(number)))
 }
 
-/// Imports one file end to end: what the server's upload service calls. Parsing runs on a
-/// blocking thread; the catalog must already be loaded into the store.
+/// Imports one file end to end: what the server's upload service calls. The catalog must
+/// already be loaded into the store.
 pub async fn import_file(
     store: &Store,
+    reader: &SheetReader,
     catalog: &Catalog,
     file_name: &str,
     bytes: Vec<u8>,
     options: &ImportOptions,
-) -> Result<FileReport, StoreError> {
-    let (path, catalog_owned, options_owned) = (file_name.to_owned(), catalog.clone(), options.clone());
-    // Shared with the parsing thread so the bytes are hashed once, and again only if it fails.
-    let bytes = std::sync::Arc::new(bytes);
-    let for_parsing = std::sync::Arc::clone(&bytes);
-    let parsed = tokio::task::spawn_blocking(move || parse_file(&path, &for_parsing, &catalog_owned, &options_owned))
-        .await
-        .unwrap_or_else(|_| {
-            let problem = issues::Problem::NotAWorkbook { detail: "the reader failed on this file".into() };
-            ParsedFile::refused(file_name.to_owned(), sha256_hex(&bytes), &problem, options.lang)
-        });
-    store_file(store, parsed, options).await
+) -> Result<FileReport, ImportError> {
+    let parsed = parse_file(reader, file_name, bytes, catalog, options).await?;
+    Ok(store_file(store, parsed, options).await?)
 }

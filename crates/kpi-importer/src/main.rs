@@ -1,6 +1,7 @@
-//! `kpi-import`: the command line of the importer. Thin on purpose: parse the arguments, set
-//! up logging, run the library, map the outcome to the exit code (0 all accepted, 1 a file
-//! rejected, 2 usage or infrastructure error).
+//! `kpi-import`: the command line of the importer. Thin on purpose: serve as a parse worker
+//! when started as one, otherwise parse the arguments, set up logging, run the library, map
+//! the outcome to the exit code (0 all accepted, 1 a file rejected, 2 usage or infrastructure
+//! error).
 
 use std::process::ExitCode;
 
@@ -8,6 +9,9 @@ use clap::Parser;
 use kpi_importer::cli::Cli;
 
 fn main() -> ExitCode {
+    if let Some(exit) = kpi_importer::isolation::serve_if_worker() {
+        return exit;
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -53,7 +53,8 @@ pub struct Rejected {
     pub warnings: Vec<Issue>,
 }
 
-/// Parses and validates one workbook. Pure: no IO, never panics on any input.
+/// Reads and validates one workbook in this process. Pure: no IO, never panics on any input
+/// (but see [`crate::isolation`]: a reader's allocation failure would still abort).
 pub fn parse_workbook(
     file_name: &str,
     bytes: &[u8],
@@ -61,13 +62,28 @@ pub fn parse_workbook(
     overrides: &Overrides,
     lang: Lang,
 ) -> Result<ParsedReport, Rejected> {
-    let whole_file = |problem: Problem| Rejected {
-        unit: overrides.unit.clone(),
-        period: overrides.period,
-        errors: vec![issue(lang, file_name, "", "", &problem)],
-        warnings: Vec::new(),
+    parse_sheets(file_name, read_sheets(bytes), catalog, overrides, lang)
+}
+
+/// Validates a workbook already read into cells (by a worker process or in this process), or
+/// rejects it with the problem its reading ran into. Pure, and linear in the cells that exist.
+pub fn parse_sheets(
+    file_name: &str,
+    sheets: Result<Vec<SheetCells>, Problem>,
+    catalog: &Catalog,
+    overrides: &Overrides,
+    lang: Lang,
+) -> Result<ParsedReport, Rejected> {
+    let whole_file = |problem: Problem| {
+        let (sheet, cell) = problem.location();
+        Rejected {
+            unit: overrides.unit.clone(),
+            period: overrides.period,
+            errors: vec![issue(lang, file_name, sheet, cell, &problem)],
+            warnings: Vec::new(),
+        }
     };
-    let sheets = read_sheets(bytes).map_err(whole_file)?;
+    let sheets = sheets.map_err(whole_file)?;
     let Some((sheet, header_row, header_col)) =
         sheets.iter().find_map(|sheet| find_header(sheet).map(|(row, col)| (sheet, row, col)))
     else {
@@ -204,7 +220,7 @@ impl Parser<'_> {
     /// Reads the label/value pairs above the header row.
     fn metadata(&mut self, header_row: u32, overrides: &Overrides) -> Metadata {
         let mut found: HashMap<Field, Located> = HashMap::new();
-        for row in 0..header_row {
+        for row in self.sheet.rows_from(0).take_while(|&row| row < header_row) {
             let cells: Vec<(u32, &CellValue)> = self.sheet.row(row).collect();
             for (index, &(col, value)) in cells.iter().enumerate() {
                 let CellValue::Text(text) = value else { continue };
@@ -351,10 +367,9 @@ impl Parser<'_> {
         if self.is_numbering_row(first_row) {
             first_row += 1;
         }
-        let last_row = self.sheet.last_row().unwrap_or(0);
         let mut seen: HashMap<IndicatorCode, String> = HashMap::new();
         let mut values = Vec::new();
-        for row in first_row..=last_row {
+        for row in self.sheet.rows_from(first_row) {
             let slot = |col: Option<u32>| col.map_or(Slot::Empty, |c| classify(self.sheet.get(row, c)));
             let (numerator, denominator, value) =
                 (slot(columns.numerator), slot(columns.denominator), slot(columns.value));

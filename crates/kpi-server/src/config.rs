@@ -59,6 +59,22 @@ pub struct Config {
     #[arg(long, env = "KPI_REQUEST_TIMEOUT_SECONDS", default_value_t = 60)]
     pub request_timeout_seconds: u64,
 
+    /// Worker processes reading uploaded workbooks at once (each with the limits below).
+    #[arg(long, env = "KPI_PARSE_WORKERS", default_value_t = 2)]
+    pub parse_workers: usize,
+
+    /// Address space of one parse worker, in MiB: a file needing more is rejected (`reader_failed`).
+    #[arg(long, env = "KPI_WORKER_MEMORY_MIB", default_value_t = 512)]
+    pub worker_memory_mib: u64,
+
+    /// Seconds one file may take to read, in CPU and wall-clock time alike (`too_slow`).
+    #[arg(long, env = "KPI_PARSE_DEADLINE_SECONDS", default_value_t = 10)]
+    pub parse_deadline_seconds: u64,
+
+    /// The program started as a parse worker; this very binary when absent (tests name it).
+    #[arg(skip)]
+    pub parse_worker_program: Option<PathBuf>,
+
     /// Seconds between database health checks.
     #[arg(long, env = "KPI_HEALTH_INTERVAL_SECONDS", default_value_t = 5)]
     pub health_interval_seconds: u64,
@@ -71,6 +87,25 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds.max(1))
+    }
+
+    /// The limits of the parse workers.
+    pub fn isolation(&self) -> kpi_importer::IsolationConfig {
+        let seconds = self.parse_deadline_seconds.max(1);
+        kpi_importer::IsolationConfig {
+            workers: self.parse_workers.max(1),
+            memory_limit_bytes: self.worker_memory_mib.max(16).saturating_mul(1024 * 1024),
+            cpu_seconds_per_file: seconds,
+            deadline: Duration::from_secs(seconds),
+        }
+    }
+
+    /// The command that starts a parse worker.
+    pub fn parse_worker(&self) -> Result<kpi_importer::WorkerCommand, kpi_importer::WorkerError> {
+        match &self.parse_worker_program {
+            Some(program) => Ok(kpi_importer::WorkerCommand::binary(program)),
+            None => kpi_importer::WorkerCommand::current_exe(),
+        }
     }
 
     pub fn health_interval(&self) -> Duration {

@@ -2,7 +2,8 @@
 //!
 //! Handlers return [`ApiError`]; callers see INVALID_ARGUMENT with `google.rpc.BadRequest`
 //! field violations for malformed input, NOT_FOUND for unknown codes, RESOURCE_EXHAUSTED for
-//! oversized uploads, UNAVAILABLE while the database is down, and an opaque INTERNAL for
+//! oversized uploads, UNAVAILABLE while the database is down or no parse worker can start, and
+//! an opaque INTERNAL for
 //! everything else, whose details go to the log only.
 
 use kpi_store::StoreError;
@@ -20,6 +21,18 @@ pub enum ApiError {
     UploadTooLarge { limit: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No parse worker could be started: the server's trouble, not the file's.
+    #[error(transparent)]
+    Reader(#[from] kpi_importer::WorkerError),
+}
+
+impl From<kpi_importer::ImportError> for ApiError {
+    fn from(error: kpi_importer::ImportError) -> Self {
+        match error {
+            kpi_importer::ImportError::Store(error) => ApiError::Store(error),
+            kpi_importer::ImportError::Reader(error) => ApiError::Reader(error),
+        }
+    }
 }
 
 impl ApiError {
@@ -54,6 +67,10 @@ impl From<ApiError> for Status {
             ApiError::Store(other) => {
                 tracing::error!(error = ?other, "internal error");
                 Status::internal("internal error")
+            }
+            ApiError::Reader(error) => {
+                tracing::error!(%error, "no parse worker could read the upload");
+                Status::unavailable("the workbook reader is unavailable; retry later")
             }
         }
     }

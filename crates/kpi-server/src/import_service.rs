@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kpi_core::Catalog;
-use kpi_importer::{FileReport, ImportOptions, Issue, Lang};
+use kpi_importer::{FileReport, ImportOptions, Issue, Lang, SheetReader};
 use kpi_proto::v1;
 use kpi_proto::v1::import_service_server::ImportService;
 use kpi_store::Store;
@@ -22,13 +22,15 @@ const DEFAULT_UPLOADER: &str = "grpc";
 #[derive(Debug, Clone)]
 pub struct ImportApi {
     store: Store,
+    /// The parse workers: an upload's bytes are read there, never in the server's process.
+    reader: SheetReader,
     catalog: Arc<Catalog>,
     max_upload_bytes: usize,
 }
 
 impl ImportApi {
-    pub fn new(store: Store, catalog: Arc<Catalog>, max_upload_bytes: usize) -> Self {
-        ImportApi { store, catalog, max_upload_bytes }
+    pub fn new(store: Store, reader: SheetReader, catalog: Arc<Catalog>, max_upload_bytes: usize) -> Self {
+        ImportApi { store, reader, catalog, max_upload_bytes }
     }
 
     async fn import(
@@ -67,7 +69,7 @@ impl ImportApi {
         if file_name.trim().is_empty() {
             return Err(ApiError::invalid("file_name", "the first chunk must name the file"));
         }
-        let report = kpi_importer::import_file(&self.store, &self.catalog, &file_name, data, &options).await?;
+        let report = kpi_importer::import_file(&self.store, &self.reader, &self.catalog, &file_name, data, &options).await?;
         tracing::info!(file = %report.path, status = report.status.as_str(), "workbook uploaded");
         Ok(import_result(report))
     }

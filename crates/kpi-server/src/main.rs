@@ -1,11 +1,22 @@
-//! `kpi-server`: parses the configuration, starts the service and stops it on SIGTERM or
-//! Ctrl-C.
+//! `kpi-server`: serves as a parse worker when started as one; otherwise parses the
+//! configuration, starts the service and stops it on SIGTERM or Ctrl-C.
+
+use std::process::ExitCode;
 
 use clap::Parser;
 use kpi_server::{Application, Config, telemetry};
 
+fn main() -> anyhow::Result<ExitCode> {
+    // Before any runtime or thread: a worker is a small single-threaded process.
+    if let Some(exit) = kpi_importer::isolation::serve_if_worker() {
+        return Ok(exit);
+    }
+    serve()?;
+    Ok(ExitCode::SUCCESS)
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn serve() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init_tracing(config.log_format);
     let application = Application::build(config).await?;

@@ -30,6 +30,8 @@ pub enum StartupError {
     InsecureListen(SocketAddr),
     #[error(transparent)]
     Store(#[from] kpi_store::StoreError),
+    #[error(transparent)]
+    Reader(#[from] kpi_importer::WorkerError),
     #[error("cannot listen on {address}: {source}")]
     Bind { address: SocketAddr, source: std::io::Error },
     #[error("cannot build the reflection service: {0}")]
@@ -47,6 +49,7 @@ pub struct Application {
     store: Store,
     tokens: Tokens,
     catalog: Arc<kpi_core::Catalog>,
+    reader: kpi_importer::SheetReader,
 }
 
 impl Application {
@@ -60,6 +63,7 @@ impl Application {
         let catalog = kpi_store::load_catalog_file(config.catalog.as_deref())?;
         let store = Store::connect(&config.database_url).await?;
         store.load_catalog(&catalog).await?;
+        let reader = kpi_importer::SheetReader::start(config.parse_worker()?, config.isolation()).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartupError::Bind { address: config.listen, source })?;
@@ -72,7 +76,7 @@ impl Application {
             resolution = %catalog.resolution.code,
             "kpi-server ready"
         );
-        Ok(Application { config, listener, local_addr, store, tokens, catalog: Arc::new(catalog) })
+        Ok(Application { config, listener, local_addr, store, tokens, catalog: Arc::new(catalog), reader })
     }
 
     /// The address actually bound (with the real port when port 0 was asked for).
@@ -94,7 +98,7 @@ impl Application {
             .build_v1alpha()?;
         let kpi = KpiServiceServer::with_interceptor(KpiApi::new(self.store.clone()), self.tokens.require(Role::Read));
         let import = ImportServiceServer::with_interceptor(
-            ImportApi::new(self.store.clone(), Arc::clone(&self.catalog), self.config.max_upload_bytes),
+            ImportApi::new(self.store.clone(), self.reader.clone(), Arc::clone(&self.catalog), self.config.max_upload_bytes),
             self.tokens.require(Role::Import),
         );
 

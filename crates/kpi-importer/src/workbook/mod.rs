@@ -1,0 +1,223 @@
+//! Turning untrusted file bytes into sparse sheets of cells.
+//!
+//! - [`sniff`]: the format from the bytes, never the name; zip containers are inflated for
+//!   real within limits before calamine sees them;
+//! - `xls_guard` and `ods_guard`: the grids calamine would allocate densely, computed the way
+//!   calamine computes them, and refused when huge;
+//! - this module: calamine's cell readers, cell by cell where it has them, so a sheet declaring
+//!   `A1:XFD1048576` costs two cells, not 550 GB.
+//!
+//! Every calamine call runs under `catch_unwind`, so a parser panic rejects the file. That does
+//! not make calamine safe: an allocation failure aborts the process. These guards are defence in
+//! depth; the real boundary is the worker process of [`crate::isolation`].
+
+mod ods_guard;
+pub mod sniff;
+mod xls_guard;
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use calamine::{Data, DataRef, Ods, Reader, SheetType, Xls, Xlsb, Xlsx};
+
+use crate::issues::{Problem, a1};
+pub use sniff::sniff;
+
+/// Largest report file accepted: real reports are tens of kilobytes.
+pub const MAX_FILE_BYTES: usize = 20 * 1024 * 1024;
+/// Largest total of inflated zip entries.
+pub const MAX_UNPACKED_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest expansion ratio of one zip entry above 1 MiB.
+pub const MAX_RATIO: u64 = 200;
+/// Most non-empty cells read from a whole workbook.
+pub const MAX_CELLS: usize = 200_000;
+/// Rows of a sheet, as in Excel and the report contract: a cell below is refused.
+pub const MAX_ROWS: u64 = 1_048_576;
+/// Columns of a sheet (A to XFD), as in Excel and the report contract.
+pub const MAX_COLUMNS: u64 = 16_384;
+/// Largest grid calamine may materialise for an ODS sheet (it reads ODS densely).
+const MAX_ODS_GRID: u64 = 2_000_000;
+/// Largest grid an `.xls` sheet may declare or span: calamine reserves the declared
+/// DIMENSIONS and then allocates the cells' bounding box, both densely.
+const MAX_XLS_GRID: u64 = 2_000_000;
+
+/// The container formats the importer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Xlsx,
+    Xlsb,
+    Xls,
+    Ods,
+}
+
+/// A cell's content, as the report rules need it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellValue {
+    Text(String),
+    Number(f64),
+    /// A date-formatted number: the serial and its calendar date.
+    Date {
+        serial: f64,
+        ymd: (u16, u8, u8),
+    },
+    Bool(bool),
+    /// An error value such as `#DIV/0!`.
+    Error(String),
+    /// A formula whose result was never saved (files written by libraries, not spreadsheets).
+    FormulaWithoutResult,
+}
+
+/// One sheet's non-empty cells, keyed by zero-based (row, column).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SheetCells {
+    pub name: String,
+    pub cells: BTreeMap<(u32, u32), CellValue>,
+}
+
+impl SheetCells {
+    pub fn get(&self, row: u32, col: u32) -> Option<&CellValue> {
+        self.cells.get(&(row, col))
+    }
+
+    /// The cells of one row, in column order.
+    pub fn row(&self, row: u32) -> impl Iterator<Item = (u32, &CellValue)> {
+        self.cells.range((row, 0)..=(row, u32::MAX)).map(|(&(_, col), value)| (col, value))
+    }
+
+    /// The rows from `first` on that hold a cell, in order, each once: what the report rules
+    /// walk, so their time follows the cells that exist, never the rows a corrupt file spans.
+    pub fn rows_from(&self, first: u32) -> impl Iterator<Item = u32> + '_ {
+        let mut previous = None;
+        self.cells.range((first, 0)..).filter_map(move |(&(row, _), _)| {
+            let new = previous != Some(row);
+            previous = Some(row);
+            new.then_some(row)
+        })
+    }
+}
+
+/// Reads every worksheet of a workbook into sparse cells, bounded, never panicking.
+pub fn read_sheets(bytes: &[u8]) -> Result<Vec<SheetCells>, Problem> {
+    let format = sniff(bytes)?;
+    match catch_unwind(AssertUnwindSafe(|| read_format(format, bytes))) {
+        Ok(result) => result,
+        Err(_) => Err(Problem::ReaderFailed { detail: "it panicked".into() }),
+    }
+}
+
+fn read_format(format: Format, bytes: &[u8]) -> Result<Vec<SheetCells>, Problem> {
+    let broken = |e: &dyn std::fmt::Display| Problem::NotAWorkbook { detail: e.to_string() };
+    let mut budget = MAX_CELLS;
+    let mut sheets = Vec::new();
+    match format {
+        Format::Xlsx => {
+            let mut workbook = Xlsx::new(Cursor::new(bytes)).map_err(|e| broken(&e))?;
+            for name in worksheet_names(workbook.sheets_metadata()) {
+                let mut reader = workbook.worksheet_cells_reader(&name).map_err(|e| broken(&e))?;
+                let mut sheet = SheetCells { name, cells: BTreeMap::new() };
+                while let Some(cell) = reader.next_cell_with_formula().map_err(|e| broken(&e))? {
+                    let value = match (from_data_ref(&cell.value), &cell.formula) {
+                        (Some(value), _) => value,
+                        (None, Some(formula)) if !formula.is_empty() => CellValue::FormulaWithoutResult,
+                        (None, _) => continue,
+                    };
+                    insert(&mut sheet, cell.pos, value, &mut budget)?;
+                }
+                sheets.push(sheet);
+            }
+        }
+        Format::Xlsb => {
+            let mut workbook = Xlsb::new(Cursor::new(bytes)).map_err(|e| broken(&e))?;
+            for name in worksheet_names(workbook.sheets_metadata()) {
+                let mut reader = workbook.worksheet_cells_reader(&name).map_err(|e| broken(&e))?;
+                let mut sheet = SheetCells { name, cells: BTreeMap::new() };
+                while let Some(cell) = reader.next_cell().map_err(|e| broken(&e))? {
+                    if let Some(value) = from_data_ref(cell.get_value()) {
+                        insert(&mut sheet, cell.get_position(), value, &mut budget)?;
+                    }
+                }
+                sheets.push(sheet);
+            }
+        }
+        Format::Xls => {
+            let mut workbook = Xls::new(Cursor::new(bytes)).map_err(|e| broken(&e))?;
+            for name in worksheet_names(workbook.sheets_metadata()) {
+                let range = workbook.worksheet_range(&name).map_err(|e| broken(&e))?;
+                sheets.push(from_range(name, &range, &mut budget)?);
+            }
+        }
+        Format::Ods => {
+            let mut workbook = Ods::new(Cursor::new(bytes)).map_err(|e| broken(&e))?;
+            for name in worksheet_names(workbook.sheets_metadata()) {
+                let range = workbook.worksheet_range(&name).map_err(|e| broken(&e))?;
+                sheets.push(from_range(name, &range, &mut budget)?);
+            }
+        }
+    }
+    Ok(sheets)
+}
+
+fn worksheet_names(metadata: &[calamine::Sheet]) -> Vec<String> {
+    metadata.iter().filter(|sheet| sheet.typ == SheetType::WorkSheet).map(|sheet| sheet.name.clone()).collect()
+}
+
+/// Keeps one cell, refusing a cell outside the sheet's limits and more than [`MAX_CELLS`].
+fn insert(sheet: &mut SheetCells, pos: (u32, u32), value: CellValue, budget: &mut usize) -> Result<(), Problem> {
+    let (row, col) = pos;
+    if u64::from(row) >= MAX_ROWS || u64::from(col) >= MAX_COLUMNS {
+        return Err(Problem::CellOutOfBounds { sheet: sheet.name.clone(), cell: a1(row, col) });
+    }
+    if *budget == 0 {
+        return Err(Problem::TooLarge { detail: format!("more than {MAX_CELLS} cells") });
+    }
+    *budget -= 1;
+    sheet.cells.insert(pos, value);
+    Ok(())
+}
+
+fn from_range(name: String, range: &calamine::Range<Data>, budget: &mut usize) -> Result<SheetCells, Problem> {
+    let mut sheet = SheetCells { name, cells: BTreeMap::new() };
+    let (row0, col0) = range.start().unwrap_or((0, 0));
+    for (row, col, data) in range.used_cells() {
+        if let Some(value) = from_data(data) {
+            let pos = (row0.saturating_add(row as u32), col0.saturating_add(col as u32));
+            insert(&mut sheet, pos, value, budget)?;
+        }
+    }
+    Ok(sheet)
+}
+
+fn text(value: &str) -> Option<CellValue> {
+    (!value.trim().is_empty()).then(|| CellValue::Text(value.to_owned()))
+}
+
+fn date(dt: &calamine::ExcelDateTime) -> CellValue {
+    let (year, month, day, ..) = dt.to_ymd_hms_milli();
+    CellValue::Date { serial: dt.as_f64(), ymd: (year, month, day) }
+}
+
+fn from_data_ref(data: &DataRef<'_>) -> Option<CellValue> {
+    match data {
+        DataRef::Int(i) => Some(CellValue::Number(*i as f64)),
+        DataRef::Float(f) => Some(CellValue::Number(*f)),
+        DataRef::String(s) | DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => text(s),
+        DataRef::SharedString(s) => text(s),
+        DataRef::Bool(b) => Some(CellValue::Bool(*b)),
+        DataRef::DateTime(dt) => Some(date(dt)),
+        DataRef::Error(e) => Some(CellValue::Error(e.to_string())),
+        DataRef::Empty => None,
+    }
+}
+
+fn from_data(data: &Data) -> Option<CellValue> {
+    match data {
+        Data::Int(i) => Some(CellValue::Number(*i as f64)),
+        Data::Float(f) => Some(CellValue::Number(*f)),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => text(s),
+        Data::Bool(b) => Some(CellValue::Bool(*b)),
+        Data::DateTime(dt) => Some(date(dt)),
+        Data::Error(e) => Some(CellValue::Error(e.to_string())),
+        Data::Empty => None,
+    }
+}

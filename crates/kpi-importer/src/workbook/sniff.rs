@@ -1,0 +1,170 @@
+//! Format detection and the zip pre-checks: which workbook format the bytes are (never the
+//! name), and whether a zip container is safe to hand to calamine. Every entry is inflated
+//! for real, within limits, so a zip bomb is refused in a fraction of a second, and the
+//! counts calamine reserves memory for are bounded before it reads them.
+
+use std::io::{Cursor, Read};
+
+use super::ods_guard::check_ods_grid;
+use super::xls_guard::check_xls_grid;
+use super::{Format, MAX_CELLS, MAX_FILE_BYTES, MAX_RATIO, MAX_UNPACKED_BYTES};
+use crate::issues::Problem;
+
+/// Entries smaller than this are not ratio-checked (tiny XML compresses very well).
+const RATIO_CHECK_FROM: u64 = 1024 * 1024;
+/// Most entries a workbook zip may hold.
+const MAX_ENTRIES: usize = 2_000;
+/// How much of a shared-strings part is kept to read its root element's counts.
+const SST_HEAD_BYTES: u64 = 4096;
+
+/// Detects the format from the bytes and checks zip containers, before any parser runs.
+pub fn sniff(bytes: &[u8]) -> Result<Format, Problem> {
+    if bytes.is_empty() {
+        return Err(Problem::NotAWorkbook { detail: "empty file".into() });
+    }
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(Problem::TooLarge { detail: format!("{} bytes > {MAX_FILE_BYTES}", bytes.len()) });
+    }
+    if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
+        return sniff_zip(bytes);
+    }
+    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        let encrypted: Vec<u8> = "EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        if bytes.windows(encrypted.len()).any(|w| w == encrypted.as_slice()) {
+            return Err(Problem::PasswordProtected);
+        }
+        check_xls_grid(bytes)?;
+        return Ok(Format::Xls);
+    }
+    let head = &bytes[..bytes.len().min(512)];
+    let detail = if std::str::from_utf8(head).is_ok() || head.iter().all(|b| b.is_ascii()) {
+        "plain text (CSV or HTML?), not a spreadsheet"
+    } else {
+        "unknown file format"
+    };
+    Err(Problem::NotAWorkbook { detail: detail.into() })
+}
+
+/// The last component of a zip entry's name, whichever separator its writer used.
+fn part_name(name: &str) -> &str {
+    name.rsplit(['/', '\\']).next().unwrap_or(name)
+}
+
+/// Reads an entry to its end, keeping its first `keep` bytes; returns its size and that head.
+fn inflate(mut entry: impl Read, keep: u64) -> std::io::Result<(u64, Vec<u8>)> {
+    let mut head = Vec::new();
+    let kept = (&mut entry).take(keep).read_to_end(&mut head)? as u64;
+    let rest = std::io::copy(&mut entry, &mut std::io::sink())?;
+    Ok((kept + rest, head))
+}
+
+/// calamine reserves the shared-string table's `uniqueCount` before reading a string; refuse a
+/// table whose `uniqueCount` or `count` exceeds [`MAX_CELLS`] (each string is a cell's).
+fn check_shared_string_counts(name: &str, head: &[u8]) -> Result<(), Problem> {
+    let mut reader = quick_xml::Reader::from_reader(head);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_event_into(&mut buf) {
+            Ok(quick_xml::events::Event::Start(tag) | quick_xml::events::Event::Empty(tag))
+                if tag.local_name().as_ref() == b"sst" =>
+            {
+                for attribute in tag.attributes().flatten() {
+                    let key = attribute.key.local_name();
+                    if key.as_ref() != b"uniqueCount" && key.as_ref() != b"count" {
+                        continue;
+                    }
+                    let value = attribute.unescape_value().map(|v| v.trim().to_owned()).unwrap_or_default();
+                    // A count that is not a number is ignored by calamine too.
+                    let fits = value.parse::<u64>().map_or(true, |n| n <= MAX_CELLS as u64);
+                    if !fits {
+                        let attribute = String::from_utf8_lossy(key.as_ref()).into_owned();
+                        let detail = format!("{name} declares {attribute}=\"{value}\" shared strings");
+                        return Err(Problem::TooLarge { detail });
+                    }
+                }
+                return Ok(());
+            }
+            // The root is past the head, or the XML is broken: calamine reserves nothing then.
+            Ok(quick_xml::events::Event::Eof) | Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Inflates every entry of a zip within the limits, then tells which workbook format it is.
+fn sniff_zip(bytes: &[u8]) -> Result<Format, Problem> {
+    let not_a_workbook = |detail: String| Problem::NotAWorkbook { detail };
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| not_a_workbook(format!("broken zip container: {e}")))?;
+    if archive.len() > MAX_ENTRIES {
+        return Err(Problem::TooLarge { detail: format!("{} zip entries", archive.len()) });
+    }
+    let mut total: u64 = 0;
+    let mut names = Vec::with_capacity(archive.len());
+    let mut mimetype = String::new();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(|e| not_a_workbook(format!("broken zip entry: {e}")))?;
+        let name = entry.name().map_err(|e| not_a_workbook(format!("broken zip entry name: {e}")))?.into_owned();
+        let declared = entry.size();
+        let compressed = entry.compressed_size().max(1);
+        if declared > MAX_UNPACKED_BYTES || total.saturating_add(declared) > MAX_UNPACKED_BYTES {
+            return Err(Problem::TooLarge { detail: format!("{name} declares {declared} bytes") });
+        }
+        if declared > RATIO_CHECK_FROM && declared / compressed > MAX_RATIO {
+            return Err(Problem::TooLarge { detail: format!("{name} expands {}×", declared / compressed) });
+        }
+        // Inflate for real: the directory may lie.
+        let budget = MAX_UNPACKED_BYTES - total;
+        let is_shared_strings = part_name(&name).eq_ignore_ascii_case("sharedStrings.xml");
+        let keep = if name == "mimetype" || is_shared_strings { SST_HEAD_BYTES } else { 0 };
+        let (actual, head) = inflate((&mut entry).take(budget + 1), keep)
+            .map_err(|e| not_a_workbook(format!("broken zip entry {name}: {e}")))?;
+        if name == "mimetype" {
+            mimetype = String::from_utf8_lossy(&head).into_owned();
+        }
+        if is_shared_strings {
+            check_shared_string_counts(&name, &head)?;
+        }
+        if actual > budget || actual > declared.saturating_add(4096) {
+            return Err(Problem::TooLarge { detail: format!("{name} inflates beyond its declared size") });
+        }
+        if actual > RATIO_CHECK_FROM && actual / compressed > MAX_RATIO {
+            return Err(Problem::TooLarge { detail: format!("{name} expands {}×", actual / compressed) });
+        }
+        total += actual;
+        names.push(name);
+    }
+    let has = |wanted: &str| names.iter().any(|n| n.eq_ignore_ascii_case(wanted));
+    if has("xl/workbook.bin") {
+        Ok(Format::Xlsb)
+    } else if has("xl/workbook.xml") {
+        Ok(Format::Xlsx)
+    } else if has("content.xml") && (mimetype.contains("opendocument.spreadsheet") || mimetype.is_empty()) {
+        check_ods_grid(bytes)?;
+        Ok(Format::Ods)
+    } else {
+        Err(not_a_workbook("a zip archive, but not a workbook".into()))
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_by_bytes() {
+        assert_eq!(sniff(b"").map_err(|p| p.code()), Err("not_a_workbook"));
+        assert_eq!(sniff(b"a;b;c\n1;2;3\n").map_err(|p| p.code()), Err("not_a_workbook"));
+        assert_eq!(sniff(b"PK\x03\x04garbage").map_err(|p| p.code()), Err("not_a_workbook"));
+    }
+
+    #[test]
+    fn encrypted_workbooks_are_recognised() {
+        let mut bytes = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        bytes.extend_from_slice(&[0; 64]);
+        bytes.extend("EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(sniff(&bytes).map_err(|p| p.code()), Err("password_protected"));
+    }
+}
