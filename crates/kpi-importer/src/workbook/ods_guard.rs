@@ -34,18 +34,18 @@ pub(super) fn check_ods_grid(bytes: &[u8]) -> Result<(), Problem> {
 
 /// A repeat attribute (`table:number-rows-repeated`, `table:number-columns-repeated`), 1 when
 /// absent; a value calamine could not parse either is refused.
-fn repeat(tag: &BytesStart<'_>, name: &[u8]) -> Result<u64, String> {
+fn repeat(tag: &BytesStart<'_>, name: &str) -> Result<u64, String> {
     for attribute in tag.attributes() {
         let attribute = attribute.map_err(|e| e.to_string())?;
         if attribute.key.as_ref() == name {
-            let value = attribute.unescape_value().map_err(|e| e.to_string())?;
+            let value = quick_xml::escape::unescape(&attribute.value).map_err(|e| e.to_string())?;
             return value.trim().parse::<u64>().map_err(|_| format!("bad repeat count \"{value}\""));
         }
     }
     Ok(1)
 }
 
-fn has_attribute(tag: &BytesStart<'_>, names: &[&[u8]]) -> bool {
+fn has_attribute(tag: &BytesStart<'_>, names: &[&str]) -> bool {
     tag.attributes().flatten().any(|attribute| names.contains(&attribute.key.as_ref()))
 }
 
@@ -94,26 +94,26 @@ fn ods_max_grid(xml: &[u8]) -> Result<u64, String> {
         buf.clear();
         match reader.read_event_into(&mut buf).map_err(|e| e.to_string())? {
             Event::Start(tag) => match tag.name().as_ref() {
-                b"table:table" => table = TableExtent::default(),
-                b"table:table-row" => {
-                    let repeats = repeat(&tag, b"table:number-rows-repeated")?;
+                "table:table" => table = TableExtent::default(),
+                "table:table-row" => {
+                    let repeats = repeat(&tag, "table:number-rows-repeated")?;
                     let repeats = repeats.min(MAX_ROWS.saturating_sub(table.rows));
                     row = Some(RowExtent { repeats, ..RowExtent::default() });
                 }
-                b"table:table-cell" | b"table:covered-table-cell" => {
-                    let repeats = repeat(&tag, b"table:number-columns-repeated")?;
-                    let non_empty = has_attribute(&tag, &[b"office:value-type", b"table:formula"]);
+                "table:table-cell" | "table:covered-table-cell" => {
+                    let repeats = repeat(&tag, "table:number-columns-repeated")?;
+                    let non_empty = has_attribute(&tag, &["office:value-type", "table:formula"]);
                     cell = Some(CellExtent { repeats, non_empty });
                 }
                 _ => {}
             },
             Event::Text(text) => {
                 if let Some(cell) = cell.as_mut() {
-                    cell.non_empty |= text.iter().any(|b| !b.is_ascii_whitespace());
+                    cell.non_empty |= text.chars().any(|c| !c.is_whitespace());
                 }
             }
             Event::End(tag) => match tag.name().as_ref() {
-                b"table:table-cell" | b"table:covered-table-cell" => {
+                "table:table-cell" | "table:covered-table-cell" => {
                     if let (Some(done), Some(row)) = (cell.take(), row.as_mut()) {
                         let repeats = done.repeats.min(MAX_COLUMNS.saturating_sub(row.col));
                         if done.non_empty && repeats > 0 {
@@ -123,7 +123,7 @@ fn ods_max_grid(xml: &[u8]) -> Result<u64, String> {
                         row.col += repeats;
                     }
                 }
-                b"table:table-row" => {
+                "table:table-row" => {
                     if let Some(done) = row.take() {
                         if let Some((left, right)) = done.used {
                             table.pushed = table.pushed.saturating_add(right + 1);
@@ -134,7 +134,7 @@ fn ods_max_grid(xml: &[u8]) -> Result<u64, String> {
                         table.rows = table.rows.saturating_add(done.repeats);
                     }
                 }
-                b"table:table" => largest = largest.max(table.grid()),
+                "table:table" => largest = largest.max(table.grid()),
                 _ => {}
             },
             Event::Eof => return Ok(largest),

@@ -67,18 +67,18 @@ fn check_shared_string_counts(name: &str, head: &[u8]) -> Result<(), Problem> {
         buf.clear();
         match reader.read_event_into(&mut buf) {
             Ok(quick_xml::events::Event::Start(tag) | quick_xml::events::Event::Empty(tag))
-                if tag.local_name().as_ref() == b"sst" =>
+                if tag.local_name().as_ref() == "sst" =>
             {
                 for attribute in tag.attributes().flatten() {
                     let key = attribute.key.local_name();
-                    if key.as_ref() != b"uniqueCount" && key.as_ref() != b"count" {
+                    if key.as_ref() != "uniqueCount" && key.as_ref() != "count" {
                         continue;
                     }
-                    let value = attribute.unescape_value().map(|v| v.trim().to_owned()).unwrap_or_default();
+                    let value = quick_xml::escape::unescape(&attribute.value).map(|v| v.trim().to_owned()).unwrap_or_default();
                     // A count that is not a number is ignored by calamine too.
                     let fits = value.parse::<u64>().map_or(true, |n| n <= MAX_CELLS as u64);
                     if !fits {
-                        let attribute = String::from_utf8_lossy(key.as_ref()).into_owned();
+                        let attribute = key.as_ref();
                         let detail = format!("{name} declares {attribute}=\"{value}\" shared strings");
                         return Err(Problem::TooLarge { detail });
                     }
