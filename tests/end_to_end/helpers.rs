@@ -21,8 +21,12 @@ pub struct TestApp {
 }
 
 /// The configuration a test server starts from: port 0 and the test's own database.
+/// A server on a free port; its parse workers are the `kpi-server` binary itself (this test
+/// binary cannot serve as one).
 pub fn test_config(database_url: &str) -> Config {
-    Config::parse_from(["kpi-server", "--listen", "127.0.0.1:0", "--database-url", database_url])
+    let mut config = Config::parse_from(["kpi-server", "--listen", "127.0.0.1:0", "--database-url", database_url]);
+    config.parse_worker_program = Some(env!("CARGO_BIN_EXE_kpi-server").into());
+    config
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use kpi_core::{Catalog, Figure, IndicatorCode, Period, UnitCode};
 use kpi_importer::batch::{BatchOptions, collect_inputs, run_batch};
 use kpi_importer::template::{Input, ReportContent, Row, demo_report, template, write_demo_data, write_report};
+use kpi_importer::isolation::{IsolationConfig, SheetReader, WorkerCommand};
 use kpi_importer::{ImportOptions, Lang, ParsedReport, Rejected, Status, import_file, parse_workbook};
 use kpi_store::Store;
 use kpi_store::test_support::TestDatabase;
@@ -437,6 +438,12 @@ async fn store() -> (TestDatabase, Store) {
     (db, store)
 }
 
+/// Parse workers of the `kpi-import` binary, as the command line starts them.
+async fn reader() -> SheetReader {
+    let command = WorkerCommand::binary(env!("CARGO_BIN_EXE_kpi-import"));
+    SheetReader::start(command, IsolationConfig::default()).await.unwrap()
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let dir = std::env::temp_dir().join(format!("kpi-importer-{name}-{}-{nanos}", std::process::id()));
@@ -451,6 +458,7 @@ fn batch_options(dry_run: bool) -> BatchOptions {
 #[tokio::test]
 async fn template_round_trips() {
     let (_db, store) = store().await;
+    let reader = reader().await;
     let catalog = catalog();
     let bocbo = unit("BOCBO");
     let blank = template(&catalog, &bocbo, Period::Year(2023)).unwrap();
@@ -484,7 +492,7 @@ async fn template_round_trips() {
     let filled = demo_report(&catalog, &bocbo, Period::Year(2023)).unwrap();
     let parsed = parse_bytes(&filled).unwrap();
     assert_eq!(parsed.values.len(), def.reports.len());
-    let file = import_file(&store, &catalog, "bocbo-2023.xlsx", filled, &options()).await.unwrap();
+    let file = import_file(&store, &reader, &catalog, "bocbo-2023.xlsx", filled, &options()).await.unwrap();
     assert_eq!((file.status, file.revision), (Status::Accepted, Some(1)));
     let stored: BTreeMap<IndicatorCode, Figure> =
         store.current_figures(&bocbo, Period::Year(2023)).await.unwrap().into_iter().collect();
@@ -496,6 +504,7 @@ async fn template_round_trips() {
 #[tokio::test]
 async fn revisions_unchanged_and_dry_runs() {
     let (_db, store) = store().await;
+    let reader = reader().await;
     let catalog = catalog();
     let first = write_report(&base()).unwrap();
     let mut corrected = base();
@@ -503,7 +512,7 @@ async fn revisions_unchanged_and_dry_runs() {
     let second = write_report(&corrected).unwrap();
     let dry = ImportOptions { dry_run: true, ..options() };
 
-    let file = import_file(&store, &catalog, "a.xlsx", first.clone(), &dry).await.unwrap();
+    let file = import_file(&store, &reader, &catalog, "a.xlsx", first.clone(), &dry).await.unwrap();
     assert_eq!((file.status, file.revision), (Status::Accepted, Some(1)));
     assert_eq!(
         store.current_revision(&unit("BOCBO"), Period::Year(2023)).await.unwrap(),
@@ -511,20 +520,20 @@ async fn revisions_unchanged_and_dry_runs() {
         "a dry run stores nothing"
     );
 
-    let file = import_file(&store, &catalog, "a.xlsx", first.clone(), &options()).await.unwrap();
+    let file = import_file(&store, &reader, &catalog, "a.xlsx", first.clone(), &options()).await.unwrap();
     assert_eq!(
         (file.status, file.revision, file.unit.as_deref(), file.period.as_deref()),
         (Status::Accepted, Some(1), Some("BOCBO"), Some("2023"))
     );
     assert_eq!(file.sha256.len(), 64);
 
-    let file = import_file(&store, &catalog, "a.xlsx", second.clone(), &dry).await.unwrap();
+    let file = import_file(&store, &reader, &catalog, "a.xlsx", second.clone(), &dry).await.unwrap();
     assert_eq!((file.status, file.revision), (Status::Revised, Some(2)));
-    let file = import_file(&store, &catalog, "b.xlsx", second.clone(), &options()).await.unwrap();
+    let file = import_file(&store, &reader, &catalog, "b.xlsx", second.clone(), &options()).await.unwrap();
     assert_eq!((file.status, file.revision), (Status::Revised, Some(2)));
-    let file = import_file(&store, &catalog, "b.xlsx", second.clone(), &options()).await.unwrap();
+    let file = import_file(&store, &reader, &catalog, "b.xlsx", second.clone(), &options()).await.unwrap();
     assert_eq!((file.status, file.revision), (Status::Unchanged, Some(2)));
-    let file = import_file(&store, &catalog, "b.xlsx", second, &dry).await.unwrap();
+    let file = import_file(&store, &reader, &catalog, "b.xlsx", second, &dry).await.unwrap();
     assert_eq!((file.status, file.revision), (Status::Unchanged, Some(2)));
 
     let figures = store.current_figures(&unit("BOCBO"), Period::Year(2023)).await.unwrap();
@@ -533,7 +542,7 @@ async fn revisions_unchanged_and_dry_runs() {
     // A rejected file stores nothing and reports its errors.
     let mut broken = corrected.clone();
     broken.rows[1].value = t("mười");
-    let file = import_file(&store, &catalog, "c.xlsx", write_report(&broken).unwrap(), &options()).await.unwrap();
+    let file = import_file(&store, &reader, &catalog, "c.xlsx", write_report(&broken).unwrap(), &options()).await.unwrap();
     assert_eq!((file.status, file.revision, file.errors.len()), (Status::Rejected, None, 1));
     assert_eq!(store.current_revision(&unit("BOCBO"), Period::Year(2023)).await.unwrap().map(|r| r.number), Some(2));
     let json = serde_json::to_value(&file).unwrap();
@@ -545,14 +554,15 @@ async fn revisions_unchanged_and_dry_runs() {
 #[tokio::test]
 async fn concurrent_imports_never_lose_a_revision() {
     let (_db, store) = store().await;
+    let reader = reader().await;
     let catalog = catalog();
     let mut tasks = Vec::new();
     for count in 0..4 {
         let mut content = base();
         content.rows[0].value = n(20.0 + f64::from(count));
         let bytes = write_report(&content).unwrap();
-        let (store, catalog) = (store.clone(), catalog.clone());
-        tasks.push(tokio::spawn(async move { import_file(&store, &catalog, "x.xlsx", bytes, &options()).await }));
+        let (store, reader, catalog) = (store.clone(), reader.clone(), catalog.clone());
+        tasks.push(tokio::spawn(async move { import_file(&store, &reader, &catalog, "x.xlsx", bytes, &options()).await }));
     }
     let mut revisions = Vec::new();
     for task in tasks {
@@ -565,6 +575,7 @@ async fn concurrent_imports_never_lose_a_revision() {
 #[tokio::test]
 async fn a_batch_of_folders_and_zips_with_ambiguous_files() {
     let (_db, store) = store().await;
+    let reader = reader().await;
     let catalog = catalog();
     let dir = temp_dir("batch");
     std::fs::create_dir_all(dir.join("sub")).unwrap();
@@ -579,7 +590,7 @@ async fn a_batch_of_folders_and_zips_with_ambiguous_files() {
     std::fs::write(dir.join("more.zip"), archive).unwrap();
 
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
-    let report = run_batch(&store, &catalog, inputs, &batch_options(false)).await.unwrap();
+    let report = run_batch(&store, &reader, &catalog, inputs, &batch_options(false)).await;
     let statuses: Vec<(String, Status, Vec<&str>)> = report
         .files
         .iter()
@@ -609,12 +620,13 @@ async fn a_batch_of_folders_and_zips_with_ambiguous_files() {
 #[tokio::test]
 async fn demo_data_imports_cleanly() {
     let (_db, store) = store().await;
+    let reader = reader().await;
     let catalog = catalog();
     let dir = temp_dir("demo");
     let written = write_demo_data(&catalog, &dir, &[2023, 2024]).unwrap();
     assert_eq!(written.len(), 2 * catalog.units.iter().filter(|u| !u.reports.is_empty()).count());
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
-    let report = run_batch(&store, &catalog, inputs, &batch_options(false)).await.unwrap();
+    let report = run_batch(&store, &reader, &catalog, inputs, &batch_options(false)).await;
     for file in &report.files {
         assert_eq!(file.status, Status::Accepted, "{file:?}");
         assert!(file.warnings.is_empty(), "{file:?}");
@@ -693,10 +705,11 @@ fn samples_dir() -> Option<PathBuf> {
 async fn samples_import_and_match_the_published_totals() {
     let Some(dir) = samples_dir() else { return };
     let (_db, store) = store().await;
+    let reader = reader().await;
     let catalog = catalog();
     let start = Instant::now();
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
-    let report = run_batch(&store, &catalog, inputs, &batch_options(false)).await.unwrap();
+    let report = run_batch(&store, &reader, &catalog, inputs, &batch_options(false)).await;
     eprintln!("imported {} sample files in {:?}", report.files.len(), start.elapsed());
     assert_eq!(report.files.len(), 26);
     for file in &report.files {
@@ -741,6 +754,6 @@ async fn samples_import_and_match_the_published_totals() {
     }
 
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
-    let again = run_batch(&store, &catalog, inputs, &batch_options(false)).await.unwrap();
+    let again = run_batch(&store, &reader, &catalog, inputs, &batch_options(false)).await;
     assert_eq!(again.files.iter().filter(|f| f.status == Status::Unchanged).count(), 26);
 }
