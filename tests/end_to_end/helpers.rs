@@ -25,7 +25,7 @@ pub struct TestApp {
 /// binary cannot serve as one).
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::parse_from(["kpi-server", "--listen", "127.0.0.1:0", "--database-url", database_url]);
-    config.parse_worker_program = Some(env!("CARGO_BIN_EXE_kpi-server").into());
+    config.parse_worker_command = Some(kpi_importer::WorkerCommand::binary(env!("CARGO_BIN_EXE_kpi-server")));
     config
 }
 

@@ -15,6 +15,8 @@
 
 pub mod batch;
 pub mod cli;
+#[cfg(feature = "test-support")]
+pub mod hostile;
 pub mod isolation;
 pub mod issues;
 pub mod report;

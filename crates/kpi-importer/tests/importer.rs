@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kpi_core::{Catalog, Figure, IndicatorCode, Period, UnitCode};
 use kpi_importer::batch::{BatchOptions, collect_inputs, run_batch};
@@ -367,23 +367,20 @@ fn minimal_xlsx(sheet_xml: &[u8]) -> Vec<u8> {
     ])
 }
 
-fn rejected_quickly(bytes: &[u8]) -> (&'static str, Duration) {
-    let start = Instant::now();
+/// The one error code of a file that must be rejected as a whole.
+fn rejected_code(bytes: &[u8]) -> &'static str {
     let rejected = parse_bytes(bytes).expect_err("a hostile file must be rejected");
-    let elapsed = start.elapsed();
-    eprintln!("{} rejected in {elapsed:?}", rejected.errors[0].code);
-    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
-    assert_eq!(rejected.errors.len(), 1);
-    (rejected.errors[0].code, elapsed)
+    assert_eq!(rejected.errors.len(), 1, "{:?}", rejected.errors);
+    rejected.errors[0].code
 }
 
 #[test]
-fn hostile_and_broken_files_are_rejected_quickly() {
+fn hostile_and_broken_files_are_rejected() {
     // A sheet declaring the whole grid, with cells at A1 and XFD1048576 (calamine issue #693).
     let huge_grid = minimal_xlsx(
         br#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><dimension ref="A1:XFD1048576"/><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c></row><row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData></worksheet>"#,
     );
-    assert_eq!(rejected_quickly(&huge_grid).0, "no_report_sheet");
+    assert_eq!(rejected_code(&huge_grid), "no_report_sheet");
 
     // A zip bomb: a sheet that inflates far beyond any report.
     let mut bomb_sheet = br#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#.to_vec();
@@ -392,27 +389,27 @@ fn hostile_and_broken_files_are_rejected_quickly() {
     let bomb = minimal_xlsx(&bomb_sheet);
     drop(bomb_sheet);
     assert!(bomb.len() < 1024 * 1024, "the bomb is small: {}", bomb.len());
-    assert_eq!(rejected_quickly(&bomb).0, "too_large");
+    assert_eq!(rejected_code(&bomb), "too_large");
 
     // A dense-looking sheet within the size limit but expanding 1000×.
     let mut ratio_sheet = br#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#.to_vec();
     ratio_sheet.resize(ratio_sheet.len() + 8 * 1024 * 1024, b' ');
     ratio_sheet.extend_from_slice(b"</sheetData></worksheet>");
-    assert_eq!(rejected_quickly(&minimal_xlsx(&ratio_sheet)).0, "too_large");
+    assert_eq!(rejected_code(&minimal_xlsx(&ratio_sheet)), "too_large");
 
-    assert_eq!(rejected_quickly(b"").0, "not_a_workbook");
-    assert_eq!(rejected_quickly("Mã đơn vị;Kỳ\nBOCBO;2023\n".as_bytes()).0, "not_a_workbook");
+    assert_eq!(rejected_code(b""), "not_a_workbook");
+    assert_eq!(rejected_code("Mã đơn vị;Kỳ\nBOCBO;2023\n".as_bytes()), "not_a_workbook");
     let valid = write_report(&base()).unwrap();
-    assert_eq!(rejected_quickly(&valid[..valid.len() / 2]).0, "not_a_workbook");
+    assert_eq!(rejected_code(&valid[..valid.len() / 2]), "not_a_workbook");
     let mut corrupt = valid.clone();
     for byte in corrupt.iter_mut().skip(200).step_by(7) {
         *byte = byte.wrapping_add(1);
     }
-    assert_eq!(rejected_quickly(&corrupt).0, "not_a_workbook");
-    assert_eq!(rejected_quickly(&zip_of(&[("notes.txt", b"hello")])).0, "not_a_workbook");
+    assert_eq!(rejected_code(&corrupt), "not_a_workbook");
+    assert_eq!(rejected_code(&zip_of(&[("notes.txt", b"hello")])), "not_a_workbook");
     let mut cfb_garbage = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
     cfb_garbage.extend_from_slice(&[0u8; 600]);
-    assert_eq!(rejected_quickly(&cfb_garbage).0, "not_a_workbook");
+    assert_eq!(rejected_code(&cfb_garbage), "not_a_workbook");
 }
 
 #[test]

@@ -71,9 +71,10 @@ pub struct Config {
     #[arg(long, env = "KPI_PARSE_DEADLINE_SECONDS", default_value_t = 10)]
     pub parse_deadline_seconds: u64,
 
-    /// The program started as a parse worker; this very binary when absent (tests name it).
+    /// The command started as a parse worker; this very binary when absent (tests name the
+    /// `kpi-server` binary, since a test binary cannot serve as one).
     #[arg(skip)]
-    pub parse_worker_program: Option<PathBuf>,
+    pub parse_worker_command: Option<kpi_importer::WorkerCommand>,
 
     /// Seconds between database health checks.
     #[arg(long, env = "KPI_HEALTH_INTERVAL_SECONDS", default_value_t = 5)]
@@ -102,8 +103,8 @@ impl Config {
 
     /// The command that starts a parse worker.
     pub fn parse_worker(&self) -> Result<kpi_importer::WorkerCommand, kpi_importer::WorkerError> {
-        match &self.parse_worker_program {
-            Some(program) => Ok(kpi_importer::WorkerCommand::binary(program)),
+        match &self.parse_worker_command {
+            Some(command) => Ok(command.clone()),
             None => kpi_importer::WorkerCommand::current_exe(),
         }
     }

@@ -85,8 +85,13 @@ fn check_shared_string_counts(name: &str, head: &[u8]) -> Result<(), Problem> {
                 }
                 return Ok(());
             }
-            // The root is past the head, or the XML is broken: calamine reserves nothing then.
-            Ok(quick_xml::events::Event::Eof) | Err(_) => return Ok(()),
+            // A whole part without a root is broken, and calamine reserves nothing for it; a
+            // root pushed past the head (by a long comment, say) could still be read, so refuse.
+            Ok(quick_xml::events::Event::Eof) | Err(_) if (head.len() as u64) < SST_HEAD_BYTES => return Ok(()),
+            Ok(quick_xml::events::Event::Eof) | Err(_) => {
+                let detail = format!("{name} has no root element in its first {SST_HEAD_BYTES} bytes");
+                return Err(Problem::NotAWorkbook { detail });
+            }
             Ok(_) => {}
         }
     }

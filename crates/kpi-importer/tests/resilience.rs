@@ -1,0 +1,225 @@
+//! One bad file is one rejected file: every hostile class of issue #12 is rejected with its
+//! own code, alone and inside a batch of good files; a worker that runs out of memory, misses
+//! its deadline or loses its caller is killed and replaced; and a batch the database stops
+//! still writes its JSON report. Workbooks are read by parse workers of the real `kpi-import`
+//! binary, as in production.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kpi_core::{Catalog, Period, UnitCode};
+use kpi_importer::batch::{BatchOptions, collect_inputs, run_batch};
+use kpi_importer::hostile::{self, hostile_files, processes_running, silent_worker};
+use kpi_importer::template::demo_report;
+use kpi_importer::workbook::read_sheets;
+use kpi_importer::{
+    ImportOptions, IsolationConfig, Lang, SheetReader, Status, WorkerCommand, parse_file, parse_workbook,
+};
+use kpi_store::Store;
+use kpi_store::test_support::TestDatabase;
+
+fn catalog() -> Catalog {
+    kpi_store::load_catalog_file(None).unwrap()
+}
+
+fn options() -> ImportOptions {
+    ImportOptions { imported_by: "test".into(), lang: Lang::En, ..ImportOptions::default() }
+}
+
+fn demo(unit: &str, year: i32) -> Vec<u8> {
+    demo_report(&catalog(), &UnitCode::parse(unit).unwrap(), Period::Year(year)).unwrap()
+}
+
+fn kpi_import() -> WorkerCommand {
+    WorkerCommand::binary(env!("CARGO_BIN_EXE_kpi-import"))
+}
+
+async fn reader_with(config: IsolationConfig) -> SheetReader {
+    SheetReader::start(kpi_import(), config).await.unwrap()
+}
+
+/// The codes of a file's errors, read through `reader`.
+async fn codes(reader: &SheetReader, name: &str, bytes: Vec<u8>) -> Vec<&'static str> {
+    let parsed = parse_file(reader, name, bytes, &catalog(), &options()).await.unwrap();
+    match parsed.result {
+        Ok(_) => Vec::new(),
+        Err(rejected) => rejected.errors.iter().map(|e| e.code).collect(),
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let dir = std::env::temp_dir().join(format!("kpi-resilience-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Waits up to five seconds for the marked stand-in workers to be gone.
+async fn gone(marker: u32) -> bool {
+    for _ in 0..50 {
+        if processes_running(marker) == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[test]
+fn the_same_report_reads_alike_as_xlsx_xls_and_ods() {
+    let xlsx = demo("BOCBO", 2023);
+    let expected = parse_workbook("bocbo.xlsx", &xlsx, &catalog(), &Default::default(), Lang::En).unwrap();
+    let sheets = read_sheets(&xlsx).unwrap();
+    for (name, bytes) in [("bocbo.xls", hostile::xls_from_cells(&sheets)), ("bocbo.ods", hostile::ods_from_cells(&sheets))] {
+        let report = parse_workbook(name, &bytes, &catalog(), &Default::default(), Lang::En).unwrap();
+        assert_eq!((&report.unit, report.period, &report.values), (&expected.unit, expected.period, &expected.values), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn each_hostile_class_is_rejected_with_its_own_code() {
+    let reader = reader_with(IsolationConfig::default()).await;
+    let report = demo("BOCBO", 2023);
+    for file in hostile_files(&report) {
+        assert_eq!(codes(&reader, file.name, file.bytes).await, vec![file.code], "{}", file.name);
+    }
+    // The corrupted report names the cell as calamine reads it (the row wraps to 32 bits).
+    let far = hostile_files(&report).pop().unwrap();
+    let parsed = parse_file(&reader, far.name, far.bytes, &catalog(), &options()).await.unwrap();
+    let error = &parsed.result.unwrap_err().errors[0];
+    assert_eq!((error.sheet.is_empty(), error.cell.as_str()), (false, "A1215752191"), "{error:?}");
+    // The workers are still there for a good file.
+    assert_eq!(codes(&reader, "bocbo.xlsx", report).await, Vec::<&str>::new());
+}
+
+#[tokio::test]
+async fn hostile_files_in_a_batch_leave_the_good_ones_accepted() {
+    let db = TestDatabase::new().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let catalog = catalog();
+    store.load_catalog(&catalog).await.unwrap();
+    let reader = reader_with(IsolationConfig::default()).await;
+    let dir = temp_dir("batch");
+    let good = [("good-bocbo.xlsx", demo("BOCBO", 2023)), ("good-pnv.xlsx", demo("PNV", 2023))];
+    let hostile = hostile_files(&good[0].1);
+    for (name, bytes) in good.iter().map(|(n, b)| (*n, b)).chain(hostile.iter().map(|f| (f.name, &f.bytes))) {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
+    let batch = BatchOptions { import: options(), jobs: 2, progress: false };
+    let report = run_batch(&store, &reader, &catalog, inputs, &batch).await;
+    assert_eq!(report.stopped, None);
+    for file in &report.files {
+        let name = file.path.rsplit('/').next().unwrap();
+        match hostile.iter().find(|h| h.name == name) {
+            Some(h) => assert_eq!((file.status, file.errors[0].code), (Status::Rejected, h.code), "{name}"),
+            None => assert_eq!(file.status, Status::Accepted, "{file:?}"),
+        }
+    }
+    assert_eq!(report.files.len(), good.len() + hostile.len());
+    assert!(store.current_revision(&UnitCode::parse("PNV").unwrap(), Period::Year(2023)).await.unwrap().is_some());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_worker_out_of_memory_rejects_one_file_and_is_replaced() {
+    // 64 MiB cannot hold the 1.9 million cells this file makes calamine reserve; 512 MiB can.
+    let config = IsolationConfig { workers: 1, memory_limit_bytes: 64 << 20, ..IsolationConfig::default() };
+    let reader = reader_with(config).await;
+    let hungry = hostile::xls_reserving(1_900_000);
+    let parsed = parse_file(&reader, "hungry.xls", hungry.clone(), &catalog(), &options()).await.unwrap();
+    let error = &parsed.result.unwrap_err().errors[0];
+    assert_eq!(error.code, "reader_failed");
+    assert!(error.message.contains("memory"), "{}", error.message);
+    assert_eq!(codes(&reader, "bocbo.xlsx", demo("BOCBO", 2023)).await, Vec::<&str>::new());
+    // With the default limit the same file is read (and rejected for what it is, not a report).
+    let roomy = reader_with(IsolationConfig::default()).await;
+    assert_eq!(codes(&roomy, "hungry.xls", hungry).await, vec!["no_report_sheet"]);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_worker_past_its_deadline_is_killed() {
+    let marker = std::process::id() * 10 + 1;
+    let config = IsolationConfig { workers: 1, deadline: Duration::from_secs(1), ..IsolationConfig::default() };
+    let reader = SheetReader::start(silent_worker(marker), config).await.unwrap();
+    assert_eq!(processes_running(marker), 1, "the first worker starts with the pool");
+    let parsed = parse_file(&reader, "bocbo.xlsx", demo("BOCBO", 2023), &catalog(), &options()).await.unwrap();
+    let error = &parsed.result.unwrap_err().errors[0];
+    assert_eq!(error.code, "too_slow");
+    assert!(error.message.contains("more than 1 s"), "{}", error.message);
+    assert!(gone(marker).await, "the worker is killed");
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_cancelled_read_kills_its_worker() {
+    let marker = std::process::id() * 10 + 2;
+    let config = IsolationConfig { workers: 1, deadline: Duration::from_secs(600), ..IsolationConfig::default() };
+    let reader = SheetReader::start(silent_worker(marker), config).await.unwrap();
+    let read = reader.read(Arc::new(demo("BOCBO", 2023)));
+    assert!(tokio::time::timeout(Duration::from_millis(500), read).await.is_err(), "the stand-in never answers");
+    assert!(gone(marker).await, "dropping the read kills its worker");
+}
+
+/// Makes the database fail on the revision of one file, as if it went away mid-batch.
+async fn fail_on_file(url: &str, file_name: &str) {
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    let sql = if url.starts_with("sqlite") {
+        vec![format!(
+            "CREATE TRIGGER outage BEFORE INSERT ON revisions WHEN NEW.file_name = '{file_name}' \
+             BEGIN SELECT RAISE(ABORT, 'the database went away'); END"
+        )]
+    } else {
+        vec![
+            format!(
+                "CREATE FUNCTION outage() RETURNS trigger AS $$ BEGIN IF NEW.file_name = '{file_name}' THEN \
+                 RAISE EXCEPTION 'the database went away'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            ),
+            "CREATE TRIGGER outage BEFORE INSERT ON revisions FOR EACH ROW EXECUTE FUNCTION outage()".to_owned(),
+        ]
+    };
+    for statement in sql {
+        db.execute_unprepared(&statement).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_batch_stopped_by_the_database_still_writes_its_report() {
+    let db = TestDatabase::new().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.load_catalog(&catalog()).await.unwrap();
+    fail_on_file(&db.url, "b-pnv.xlsx").await;
+    let dir = temp_dir("outage");
+    std::fs::write(dir.join("a-bocbo.xlsx"), demo("BOCBO", 2023)).unwrap();
+    std::fs::write(dir.join("b-pnv.xlsx"), demo("PNV", 2023)).unwrap();
+    std::fs::write(dir.join("c-colinh.xlsx"), demo("COLINH", 2023)).unwrap();
+    std::fs::write(dir.join("d-broken.xlsx"), b"not a workbook").unwrap();
+    let json_path = dir.join("report.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kpi-import"))
+        .args(["--lang", "en", "import", dir.to_str().unwrap(), "--report-json", json_path.to_str().unwrap()])
+        .env("DATABASE_URL", &db.url)
+        .env_remove("KPI_CATALOG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let statuses: Vec<(&str, &str)> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().rsplit('/').next().unwrap(), f["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![("a-bocbo.xlsx", "accepted"), ("b-pnv.xlsx", "not_stored"), ("c-colinh.xlsx", "not_stored"), ("d-broken.xlsx", "rejected")]
+    );
+    assert!(json["stopped"].as_str().unwrap().contains("went away"), "{}", json["stopped"]);
+    assert!(store.current_revision(&UnitCode::parse("BOCBO").unwrap(), Period::Year(2023)).await.unwrap().is_some());
+    assert!(store.current_revision(&UnitCode::parse("COLINH").unwrap(), Period::Year(2023)).await.unwrap().is_none());
+    std::fs::remove_dir_all(&dir).ok();
+}
