@@ -93,3 +93,57 @@ async fn a_stalled_upload_is_cancelled_after_the_request_timeout() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     drop(sender);
 }
+
+/// The peak resident memory of this process (the server under test runs in it), in bytes.
+fn peak_resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|line| line.starts_with("VmHWM:")).unwrap_or("VmHWM: 0 kB");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).unwrap_or(0) * 1024
+}
+
+#[tokio::test]
+async fn hostile_uploads_are_rejected_and_the_server_keeps_serving() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let app = spawn_app().await;
+    let good = report("BOCBO", "Năm 2022", &[("A01", Cell::Value(19.0))]);
+    for file in kpi_importer::hostile::hostile_files(&good) {
+        let result = app.upload(file.name, &file.bytes, false).await.unwrap();
+        assert_eq!((result.status.as_str(), result.errors[0].code.as_str()), ("rejected", file.code), "{}", file.name);
+    }
+    let health = HealthClient::new(app.channel().await).check(HealthCheckRequest { service: String::new() }).await;
+    assert_eq!(health.unwrap().into_inner().status(), ServingStatus::Serving);
+    assert_eq!(app.upload("bocbo-2022.xlsx", &good, false).await.unwrap().status, "accepted");
+    let peak = peak_resident_bytes();
+    assert!(peak < 512 << 20, "the server's process peaked at {} MiB", peak >> 20);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_cancelled_upload_kills_its_parse_worker() {
+    use kpi_importer::hostile::{processes_running, silent_worker};
+
+    let marker = std::process::id() * 10 + 3;
+    let app = spawn_app_with(|config| {
+        config.parse_worker_command = Some(silent_worker(marker));
+        config.parse_deadline_seconds = 600;
+    })
+    .await;
+    assert_eq!(processes_running(marker), 1, "the first worker starts with the server");
+    let bytes = report("BOCBO", "Năm 2022", &[("A01", Cell::Value(19.0))]);
+    let mut request = upload_request("bocbo.xlsx", &bytes, false, "", "");
+    request.set_timeout(std::time::Duration::from_millis(500));
+    let status = app.importer().await.import_workbook(request).await.unwrap_err();
+    assert!(matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded), "{status:?}");
+    let mut gone = false;
+    for _ in 0..50 {
+        if processes_running(marker) == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the cancelled upload's worker is killed, so no core stays busy");
+}
