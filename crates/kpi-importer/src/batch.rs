@@ -263,7 +263,7 @@ pub async fn parse_all(
     }
     let mut slots: Vec<Option<ParsedFile>> = (0..count).map(|_| None).collect();
     while let Some(finished) = tasks.join_next().await {
-        let parsed = finished.map_err(|e| WorkerError::Handshake(format!("a parsing task failed: {e}")))??;
+        let parsed = finished.map_err(|e| WorkerError::Task(e.to_string()))??;
         for (index, file) in parsed {
             slots[index] = Some(file);
         }
@@ -350,10 +350,8 @@ fn progress_bar(files: usize, visible: bool, lang: Lang) -> ProgressBar {
 fn stopped_before_storing(paths: Vec<String>, error: &ImportError, lang: Lang) -> BatchReport {
     let reason = error.to_string();
     let problem = Problem::ReaderFailed { detail: reason.clone() };
-    let files = paths
-        .into_iter()
-        .map(|path| ParsedFile::refused(path, String::new(), &problem, lang).not_stored())
-        .collect();
+    let files =
+        paths.into_iter().map(|path| ParsedFile::refused(path, String::new(), &problem, lang).not_stored()).collect();
     BatchReport { files, missing: BTreeMap::new(), stopped: Some(reason) }
 }
 

@@ -9,9 +9,9 @@ use kpi_core::{Period, UnitCode};
 use kpi_store::{Store, StoreError};
 
 use crate::batch::{BatchError, BatchOptions, collect_inputs, render_summary, run_batch, say, write_json};
-use crate::{ImportOptions, IsolationConfig, SheetReader, WorkerCommand, WorkerError};
 use crate::issues::Lang;
 use crate::template::{TemplateError, template, write_demo_data};
+use crate::{ImportOptions, IsolationConfig, SheetReader, WorkerCommand, WorkerError};
 
 /// Imports commune report workbooks into the KPI database.
 #[derive(Debug, Parser)]
@@ -81,12 +81,7 @@ pub struct IsolationArgs {
 impl IsolationArgs {
     /// The limits, for `workers` worker processes.
     pub fn config(&self, workers: usize) -> IsolationConfig {
-        IsolationConfig {
-            workers: workers.max(1),
-            memory_limit_bytes: self.worker_memory_mib.max(16).saturating_mul(1024 * 1024),
-            cpu_seconds_per_file: self.parse_deadline_seconds.max(1),
-            deadline: std::time::Duration::from_secs(self.parse_deadline_seconds.max(1)),
-        }
+        IsolationConfig::from_flags(workers, self.worker_memory_mib, self.parse_deadline_seconds)
     }
 }
 

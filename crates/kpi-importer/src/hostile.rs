@@ -161,12 +161,17 @@ fn escape(text: &str) -> String {
 
 fn ods_cell(value: &CellValue) -> String {
     let (kind, attribute, text) = match value {
-        CellValue::Number(n) | CellValue::Date { serial: n, .. } => ("float", format!(" office:value=\"{n}\""), n.to_string()),
+        CellValue::Number(n) | CellValue::Date { serial: n, .. } => {
+            ("float", format!(" office:value=\"{n}\""), n.to_string())
+        }
         CellValue::Bool(flag) => ("boolean", format!(" office:boolean-value=\"{flag}\""), flag.to_string()),
         CellValue::Text(text) | CellValue::Error(text) => ("string", String::new(), text.clone()),
         CellValue::FormulaWithoutResult => return "<table:table-cell/>".into(),
     };
-    format!("<table:table-cell office:value-type=\"{kind}\"{attribute}><text:p>{}</text:p></table:table-cell>", escape(&text))
+    format!(
+        "<table:table-cell office:value-type=\"{kind}\"{attribute}><text:p>{}</text:p></table:table-cell>",
+        escape(&text)
+    )
 }
 
 fn ods_table(sheet: &SheetCells) -> String {
@@ -175,7 +180,10 @@ fn ods_table(sheet: &SheetCells) -> String {
     let rows: std::collections::BTreeSet<u32> = sheet.cells.keys().map(|&(row, _)| row).collect();
     for row in rows {
         if row > next_row {
-            xml += &format!("<table:table-row table:number-rows-repeated=\"{}\"><table:table-cell/></table:table-row>", row - next_row);
+            xml += &format!(
+                "<table:table-row table:number-rows-repeated=\"{}\"><table:table-cell/></table:table-row>",
+                row - next_row
+            );
         }
         xml += "<table:table-row>";
         let mut next_col = 0;
@@ -338,12 +346,28 @@ fn xlsx_cell_far_beyond_the_grid(report: &[u8]) -> Vec<u8> {
 /// Every hostile class of issue #12, given a valid `.xlsx` report to corrupt.
 pub fn hostile_files(report: &[u8]) -> Vec<HostileFile> {
     vec![
-        HostileFile { name: "xls-sheet-hidden-in-unknown-record.xls", bytes: xls_sheet_hidden_in_an_unknown_record(), code: "too_large" },
+        HostileFile {
+            name: "xls-sheet-hidden-in-unknown-record.xls",
+            bytes: xls_sheet_hidden_in_an_unknown_record(),
+            code: "too_large",
+        },
         HostileFile { name: "xls-inverted-dimensions.xls", bytes: xls_with_dimensions(10, 5, 0, 8), code: "too_large" },
-        HostileFile { name: "xls-first-column-over-255.xls", bytes: xls_with_dimensions(0, 65_536, 300, 200), code: "too_large" },
-        HostileFile { name: "xlsx-unique-count-2147483647.xlsx", bytes: xlsx_huge_shared_string_count(), code: "too_large" },
+        HostileFile {
+            name: "xls-first-column-over-255.xls",
+            bytes: xls_with_dimensions(0, 65_536, 300, 200),
+            code: "too_large",
+        },
+        HostileFile {
+            name: "xlsx-unique-count-2147483647.xlsx",
+            bytes: xlsx_huge_shared_string_count(),
+            code: "too_large",
+        },
         HostileFile { name: "ods-quoted-repeats.ods", bytes: ods_quoted_repeats(), code: "too_large" },
-        HostileFile { name: "xlsx-cell-A99999999999.xlsx", bytes: xlsx_cell_far_beyond_the_grid(report), code: "cell_out_of_bounds" },
+        HostileFile {
+            name: "xlsx-cell-A99999999999.xlsx",
+            bytes: xlsx_cell_far_beyond_the_grid(report),
+            code: "cell_out_of_bounds",
+        },
     ]
 }
 

@@ -31,42 +31,125 @@ pub struct Issue {
 /// What went wrong, with the data the message needs. The variant decides the code.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Problem {
-    NotAWorkbook { detail: String },
+    NotAWorkbook {
+        detail: String,
+    },
     PasswordProtected,
-    TooLarge { detail: String },
-    Unreadable { detail: String },
+    TooLarge {
+        detail: String,
+    },
+    Unreadable {
+        detail: String,
+    },
     /// The spreadsheet reader died on the file (out of memory, a crash) or panicked.
-    ReaderFailed { detail: String },
+    ReaderFailed {
+        detail: String,
+    },
     /// The spreadsheet reader was still working on the file at the deadline.
-    TooSlow { seconds: u64 },
+    TooSlow {
+        seconds: u64,
+    },
     /// A cell beyond row 1,048,576 or column XFD, where no report has one.
-    CellOutOfBounds { sheet: String, cell: String },
-    NoReportSheet { sheets: Vec<String> },
-    NoHeader { missing: &'static str },
+    CellOutOfBounds {
+        sheet: String,
+        cell: String,
+    },
+    NoReportSheet {
+        sheets: Vec<String>,
+    },
+    NoHeader {
+        missing: &'static str,
+    },
     MissingUnit,
-    UnknownUnit { found: String },
+    UnknownUnit {
+        found: String,
+    },
     MissingPeriod,
-    BadPeriod { found: String },
-    MetadataConflict { label: &'static str, in_file: String, given: String },
-    UnknownIndicator { found: String },
-    DuplicateIndicator { code: String, first_cell: String },
-    NotANumber { found: String, indicator: String, column: &'static str },
-    NotWhole { found: f64, indicator: String, column: &'static str },
-    Negative { found: f64, indicator: String, column: &'static str },
-    OutOfRange { found: f64, indicator: String },
-    NumeratorExceedsDenominator { numerator: i64, denominator: i64, indicator: String },
-    ZeroDenominator { indicator: String },
-    MissingFigure { indicator: String, column: &'static str },
-    InconsistentValue { found: f64, expected: f64, indicator: String },
-    ErrorValue { found: String, indicator: String, column: &'static str },
-    FormulaWithoutResult { indicator: String, column: &'static str },
-    AmbiguousInBatch { other: String, unit: String, period: String },
+    BadPeriod {
+        found: String,
+    },
+    MetadataConflict {
+        label: &'static str,
+        in_file: String,
+        given: String,
+    },
+    UnknownIndicator {
+        found: String,
+    },
+    DuplicateIndicator {
+        code: String,
+        first_cell: String,
+    },
+    NotANumber {
+        found: String,
+        indicator: String,
+        column: &'static str,
+    },
+    NotWhole {
+        found: f64,
+        indicator: String,
+        column: &'static str,
+    },
+    Negative {
+        found: f64,
+        indicator: String,
+        column: &'static str,
+    },
+    OutOfRange {
+        found: f64,
+        indicator: String,
+    },
+    NumeratorExceedsDenominator {
+        numerator: i64,
+        denominator: i64,
+        indicator: String,
+    },
+    ZeroDenominator {
+        indicator: String,
+    },
+    MissingFigure {
+        indicator: String,
+        column: &'static str,
+    },
+    InconsistentValue {
+        found: f64,
+        expected: f64,
+        indicator: String,
+    },
+    ErrorValue {
+        found: String,
+        indicator: String,
+        column: &'static str,
+    },
+    FormulaWithoutResult {
+        indicator: String,
+        column: &'static str,
+    },
+    AmbiguousInBatch {
+        other: String,
+        unit: String,
+        period: String,
+    },
     // Warnings.
-    UnitNameMismatch { found: String, registry: String },
-    UnassignedIndicator { indicator: String, unit: String },
-    SuspectFraction { found: f64, indicator: String },
-    BadDate { found: String },
-    UnexpectedFigure { indicator: String, column: &'static str },
+    UnitNameMismatch {
+        found: String,
+        registry: String,
+    },
+    UnassignedIndicator {
+        indicator: String,
+        unit: String,
+    },
+    SuspectFraction {
+        found: f64,
+        indicator: String,
+    },
+    BadDate {
+        found: String,
+    },
+    UnexpectedFigure {
+        indicator: String,
+        column: &'static str,
+    },
 }
 
 impl Problem {
@@ -154,16 +237,24 @@ impl Problem {
             }
             Problem::ReaderFailed { detail } => {
                 if vi {
-                    format!("trình đọc bảng tính không đọc được tệp này ({detail}); tệp có thể bị hỏng, hãy mở và lưu lại bằng Excel")
+                    format!(
+                        "trình đọc bảng tính không đọc được tệp này ({detail}); tệp có thể bị hỏng, hãy mở và lưu lại bằng Excel"
+                    )
                 } else {
-                    format!("the spreadsheet reader failed on this file ({detail}); it may be corrupt: open it and save it again in Excel")
+                    format!(
+                        "the spreadsheet reader failed on this file ({detail}); it may be corrupt: open it and save it again in Excel"
+                    )
                 }
             }
             Problem::TooSlow { seconds } => {
                 if vi {
-                    format!("đọc tệp mất quá {seconds} giây nên đã dừng; tệp có thể bị hỏng, hãy mở và lưu lại bằng Excel")
+                    format!(
+                        "đọc tệp mất quá {seconds} giây nên đã dừng; tệp có thể bị hỏng, hãy mở và lưu lại bằng Excel"
+                    )
                 } else {
-                    format!("reading the file took more than {seconds} s and was stopped; it may be corrupt: open it and save it again in Excel")
+                    format!(
+                        "reading the file took more than {seconds} s and was stopped; it may be corrupt: open it and save it again in Excel"
+                    )
                 }
             }
             Problem::CellOutOfBounds { .. } => {

@@ -191,8 +191,19 @@ pub async fn parse_file(
 ) -> Result<ParsedFile, WorkerError> {
     let sha256 = sha256_hex(&bytes);
     let sheets = reader.read(Arc::new(bytes)).await?;
-    let result = parse_sheets(file_name_of(path), sheets, catalog, &options.overrides(), options.lang);
-    Ok(ParsedFile { path: path.to_owned(), sha256, result })
+    // The rules are this crate's own bounded code, but a bug in one must still cost one file,
+    // not a batch or an upload connection.
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parse_sheets(file_name_of(path), sheets, catalog, &options.overrides(), options.lang)
+    }));
+    match checked {
+        Ok(result) => Ok(ParsedFile { path: path.to_owned(), sha256, result }),
+        Err(_) => {
+            tracing::error!(path, "the report rules panicked on a file; it is rejected");
+            let problem = issues::Problem::ReaderFailed { detail: "the report rules failed on it".into() };
+            Ok(ParsedFile::refused(path.to_owned(), sha256, &problem, options.lang))
+        }
+    }
 }
 
 /// Stores a parsed file as one revision (one transaction), or in a dry run predicts what

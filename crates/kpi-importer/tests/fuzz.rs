@@ -127,7 +127,9 @@ fn mutate_zip(rng: &mut Rng, bytes: &[u8]) -> (String, Vec<u8>) {
     let name = entries[index].0.clone();
     let what = match rng.below(10) {
         0..=4 => {
-            let Ok(xml) = std::str::from_utf8(&entries[index].1) else { return ("binary entry".into(), bytes.to_vec()) };
+            let Ok(xml) = std::str::from_utf8(&entries[index].1) else {
+                return ("binary entry".into(), bytes.to_vec());
+            };
             entries[index].1 = edit_attribute(rng, xml).into_bytes();
             "attribute edited"
         }

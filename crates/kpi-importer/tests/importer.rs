@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use kpi_core::{Catalog, Figure, IndicatorCode, Period, UnitCode};
 use kpi_importer::batch::{BatchOptions, collect_inputs, run_batch};
-use kpi_importer::template::{Input, ReportContent, Row, demo_report, template, write_demo_data, write_report};
 use kpi_importer::isolation::{IsolationConfig, SheetReader, WorkerCommand};
+use kpi_importer::template::{Input, ReportContent, Row, demo_report, template, write_demo_data, write_report};
 use kpi_importer::{ImportOptions, Lang, ParsedReport, Rejected, Status, import_file, parse_workbook};
 use kpi_store::Store;
 use kpi_store::test_support::TestDatabase;
@@ -539,7 +539,8 @@ async fn revisions_unchanged_and_dry_runs() {
     // A rejected file stores nothing and reports its errors.
     let mut broken = corrected.clone();
     broken.rows[1].value = t("mười");
-    let file = import_file(&store, &reader, &catalog, "c.xlsx", write_report(&broken).unwrap(), &options()).await.unwrap();
+    let file =
+        import_file(&store, &reader, &catalog, "c.xlsx", write_report(&broken).unwrap(), &options()).await.unwrap();
     assert_eq!((file.status, file.revision, file.errors.len()), (Status::Rejected, None, 1));
     assert_eq!(store.current_revision(&unit("BOCBO"), Period::Year(2023)).await.unwrap().map(|r| r.number), Some(2));
     let json = serde_json::to_value(&file).unwrap();
@@ -559,7 +560,9 @@ async fn concurrent_imports_never_lose_a_revision() {
         content.rows[0].value = n(20.0 + f64::from(count));
         let bytes = write_report(&content).unwrap();
         let (store, reader, catalog) = (store.clone(), reader.clone(), catalog.clone());
-        tasks.push(tokio::spawn(async move { import_file(&store, &reader, &catalog, "x.xlsx", bytes, &options()).await }));
+        tasks.push(tokio::spawn(
+            async move { import_file(&store, &reader, &catalog, "x.xlsx", bytes, &options()).await },
+        ));
     }
     let mut revisions = Vec::new();
     for task in tasks {

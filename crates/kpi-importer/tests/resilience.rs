@@ -72,9 +72,15 @@ fn the_same_report_reads_alike_as_xlsx_xls_and_ods() {
     let xlsx = demo("BOCBO", 2023);
     let expected = parse_workbook("bocbo.xlsx", &xlsx, &catalog(), &Default::default(), Lang::En).unwrap();
     let sheets = read_sheets(&xlsx).unwrap();
-    for (name, bytes) in [("bocbo.xls", hostile::xls_from_cells(&sheets)), ("bocbo.ods", hostile::ods_from_cells(&sheets))] {
+    for (name, bytes) in
+        [("bocbo.xls", hostile::xls_from_cells(&sheets)), ("bocbo.ods", hostile::ods_from_cells(&sheets))]
+    {
         let report = parse_workbook(name, &bytes, &catalog(), &Default::default(), Lang::En).unwrap();
-        assert_eq!((&report.unit, report.period, &report.values), (&expected.unit, expected.period, &expected.values), "{name}");
+        assert_eq!(
+            (&report.unit, report.period, &report.values),
+            (&expected.unit, expected.period, &expected.values),
+            "{name}"
+        );
     }
 }
 
@@ -216,7 +222,12 @@ async fn a_batch_stopped_by_the_database_still_writes_its_report() {
         .collect();
     assert_eq!(
         statuses,
-        vec![("a-bocbo.xlsx", "accepted"), ("b-pnv.xlsx", "not_stored"), ("c-colinh.xlsx", "not_stored"), ("d-broken.xlsx", "rejected")]
+        vec![
+            ("a-bocbo.xlsx", "accepted"),
+            ("b-pnv.xlsx", "not_stored"),
+            ("c-colinh.xlsx", "not_stored"),
+            ("d-broken.xlsx", "rejected")
+        ]
     );
     assert!(json["stopped"].as_str().unwrap().contains("went away"), "{}", json["stopped"]);
     assert!(store.current_revision(&UnitCode::parse("BOCBO").unwrap(), Period::Year(2023)).await.unwrap().is_some());

@@ -92,13 +92,11 @@ impl Config {
 
     /// The limits of the parse workers.
     pub fn isolation(&self) -> kpi_importer::IsolationConfig {
-        let seconds = self.parse_deadline_seconds.max(1);
-        kpi_importer::IsolationConfig {
-            workers: self.parse_workers.max(1),
-            memory_limit_bytes: self.worker_memory_mib.max(16).saturating_mul(1024 * 1024),
-            cpu_seconds_per_file: seconds,
-            deadline: Duration::from_secs(seconds),
-        }
+        kpi_importer::IsolationConfig::from_flags(
+            self.parse_workers,
+            self.worker_memory_mib,
+            self.parse_deadline_seconds,
+        )
     }
 
     /// The command that starts a parse worker.

@@ -69,7 +69,8 @@ impl ImportApi {
         if file_name.trim().is_empty() {
             return Err(ApiError::invalid("file_name", "the first chunk must name the file"));
         }
-        let report = kpi_importer::import_file(&self.store, &self.reader, &self.catalog, &file_name, data, &options).await?;
+        let report =
+            kpi_importer::import_file(&self.store, &self.reader, &self.catalog, &file_name, data, &options).await?;
         tracing::info!(file = %report.path, status = report.status.as_str(), "workbook uploaded");
         Ok(import_result(report))
     }

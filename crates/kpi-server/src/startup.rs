@@ -98,7 +98,12 @@ impl Application {
             .build_v1alpha()?;
         let kpi = KpiServiceServer::with_interceptor(KpiApi::new(self.store.clone()), self.tokens.require(Role::Read));
         let import = ImportServiceServer::with_interceptor(
-            ImportApi::new(self.store.clone(), self.reader.clone(), Arc::clone(&self.catalog), self.config.max_upload_bytes),
+            ImportApi::new(
+                self.store.clone(),
+                self.reader.clone(),
+                Arc::clone(&self.catalog),
+                self.config.max_upload_bytes,
+            ),
             self.tokens.require(Role::Import),
         );
 

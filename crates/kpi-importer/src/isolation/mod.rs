@@ -39,6 +39,21 @@ pub struct IsolationConfig {
     pub deadline: Duration,
 }
 
+impl IsolationConfig {
+    /// The limits as the command line and the server take them: workers, MiB of address space
+    /// per worker (at least 16), and seconds per file (at least 1), in CPU and wall-clock time
+    /// alike.
+    pub fn from_flags(workers: usize, memory_mib: u64, seconds_per_file: u64) -> IsolationConfig {
+        let seconds = seconds_per_file.max(1);
+        IsolationConfig {
+            workers: workers.max(1),
+            memory_limit_bytes: memory_mib.max(16).saturating_mul(1024 * 1024),
+            cpu_seconds_per_file: seconds,
+            deadline: Duration::from_secs(seconds),
+        }
+    }
+}
+
 impl Default for IsolationConfig {
     fn default() -> Self {
         IsolationConfig {
@@ -80,6 +95,8 @@ pub enum WorkerError {
     Handshake(String),
     #[error("the parse workers are shut down")]
     Closed,
+    #[error("a parsing task failed: {0}")]
+    Task(String),
 }
 
 /// Where workbooks are read: in worker processes, or in this process where the platform

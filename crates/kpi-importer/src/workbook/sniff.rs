@@ -74,7 +74,8 @@ fn check_shared_string_counts(name: &str, head: &[u8]) -> Result<(), Problem> {
                     if key.as_ref() != "uniqueCount" && key.as_ref() != "count" {
                         continue;
                     }
-                    let value = quick_xml::escape::unescape(&attribute.value).map(|v| v.trim().to_owned()).unwrap_or_default();
+                    let value =
+                        quick_xml::escape::unescape(&attribute.value).map(|v| v.trim().to_owned()).unwrap_or_default();
                     // A count that is not a number is ignored by calamine too.
                     let fits = value.parse::<u64>().map_or(true, |n| n <= MAX_CELLS as u64);
                     if !fits {
@@ -152,7 +153,6 @@ fn sniff_zip(bytes: &[u8]) -> Result<Format, Problem> {
         Err(not_a_workbook("a zip archive, but not a workbook".into()))
     }
 }
-
 
 #[cfg(test)]
 mod tests {
