@@ -11,9 +11,11 @@ use std::sync::Arc;
 use kpi_proto::v1::import_service_server::ImportServiceServer;
 use kpi_proto::v1::kpi_service_server::KpiServiceServer;
 use kpi_store::Store;
+use std::time::Duration;
+
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::auth::{Role, TokenError, Tokens};
@@ -117,6 +119,8 @@ impl Application {
         let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
         let serving = Server::builder()
             .timeout(self.config.request_timeout())
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .trace_fn(|request| {
                 tracing::info_span!(
                     "grpc",
@@ -130,7 +134,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(kpi)
             .add_service(import)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
+            .serve_with_incoming_shutdown(incoming(self.listener), async {
                 stop_receiver.await.ok();
             });
         tokio::pin!(serving);
@@ -151,6 +155,21 @@ impl Application {
         watcher.abort();
         outcome
     }
+}
+
+/// How often an idle HTTP/2 connection is pinged, so a vanished client (or a NAT that dropped
+/// the flow) frees its connection within a minute.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a ping may go unanswered before the connection is closed.
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// TCP keep-alive on accepted sockets, for peers that vanish without a FIN.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// The accepted connections of `listener`, each with `TCP_NODELAY`: a response written in
+/// several segments otherwise waits for the client's delayed ACK, about 40 ms per call
+/// (Nagle's algorithm). Tonic sets it only on listeners it binds itself.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE))
 }
 
 /// The services whose health follows the database; `""` is the server as a whole.
@@ -184,5 +203,23 @@ async fn watch_database(
             }
             last = status;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_for_delayed_acks() -> Result<(), Box<dyn std::error::Error>> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let mut accepted = incoming(listener);
+        let _client = tokio::net::TcpStream::connect(address).await?;
+        let connection = accepted.next().await.ok_or("no connection accepted")??;
+        assert!(connection.nodelay()?, "TCP_NODELAY must be set on every accepted connection");
+        Ok(())
     }
 }
