@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_schema;
+mod m20261127_000001_create_kpi_totals;
 
 /// The ordered list of migrations; `Migrator::up` applies the ones a database lacks.
 #[derive(Debug)]
@@ -15,6 +16,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_create_schema::Migration)]
+        vec![
+            Box::new(m20261126_000001_create_schema::Migration),
+            Box::new(m20261127_000001_create_kpi_totals::Migration),
+        ]
     }
 }

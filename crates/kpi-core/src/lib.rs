@@ -13,6 +13,7 @@ pub mod number;
 pub mod period;
 pub mod target;
 pub mod text;
+pub mod totals;
 
 pub use aggregate::{Aggregate, UnitTree};
 pub use catalog::{Catalog, CatalogError};

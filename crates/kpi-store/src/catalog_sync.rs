@@ -14,6 +14,8 @@ use sea_orm::{
 };
 
 use crate::connection::{SCHEMA_LOCK_KEY, Store};
+use crate::snapshot::read_snapshot;
+use crate::totals;
 use crate::entity::{indicator, report, report_value, resolution, target, unit, unit_indicator};
 use crate::error::StoreError;
 
@@ -54,6 +56,12 @@ impl Store {
                 .await?;
         }
         let changes = sync(&transaction, catalog).await?;
+        // The tree, an indicator's rules or a percent's reporter may have changed: totals are
+        // rebuilt under the same lock, so no write sees them half-built.
+        if !changes.is_empty() || !totals::are_built(&transaction).await? {
+            let snapshot = read_snapshot(&transaction).await?;
+            totals::rebuild(&transaction, &snapshot).await?;
+        }
         transaction.commit().await?;
         self.invalidate_snapshot().await;
         if !changes.is_empty() {

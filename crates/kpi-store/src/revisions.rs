@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::connection::Store;
 use crate::entity::{report, report_value, revision};
 use crate::error::StoreError;
+use crate::totals;
 
 /// Attempts at a write that keeps losing races with concurrent writers.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -142,6 +143,9 @@ impl Store {
         if backend == DbBackend::Postgres {
             find_report = find_report.lock_exclusive();
         }
+        if backend == DbBackend::Postgres {
+            lock_for_totals(&txn, unit.id).await?;
+        }
         let report_row = find_report.one(&txn).await?.ok_or_else(|| {
             StoreError::Corrupt(format!("report {} {period} vanished inside its transaction", new.unit))
         })?;
@@ -161,6 +165,8 @@ impl Store {
             .one(&txn)
             .await?;
         let number = latest.map_or(1, |r| r.number + 1);
+        let figures: Vec<(i32, Figure)> = values.iter().map(|(id, value)| (*id, value.figure)).collect();
+        totals::apply_report(&txn, &snapshot, unit, new.period, &figures).await?;
 
         revision::Entity::update_many()
             .col_expr(revision::Column::Status, sea_orm::sea_query::Expr::value("superseded"))
@@ -316,6 +322,19 @@ impl Store {
             .one(&self.db)
             .await?)
     }
+}
+
+/// Serialises, on PostgreSQL, the writers of one unit (each computes the totals' changes from
+/// the figures it replaces) and writers against a rebuild of the totals (which holds the
+/// schema lock exclusively while a catalog loads).
+async fn lock_for_totals(txn: &sea_orm::DatabaseTransaction, unit_id: i32) -> Result<(), StoreError> {
+    use sea_orm::ConnectionTrait;
+    let backend = DbBackend::Postgres;
+    let shared = format!("SELECT pg_advisory_xact_lock_shared({})", crate::connection::SCHEMA_LOCK_KEY);
+    txn.execute_raw(sea_orm::Statement::from_string(backend, shared)).await?;
+    let unit_row = sea_orm::Statement::from_sql_and_values(backend, "SELECT id FROM units WHERE id = $1 FOR UPDATE", [unit_id.into()]);
+    txn.query_one_raw(unit_row).await?;
+    Ok(())
 }
 
 /// Rebuilds a figure from its stored columns, refusing rows that break the kind's shape.

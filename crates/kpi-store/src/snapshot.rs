@@ -122,7 +122,7 @@ impl Store {
         if let Some(cached) = self.snapshot.read().await.as_ref().filter(|c| c.loaded_at.elapsed() < SNAPSHOT_TTL) {
             return Ok(Arc::clone(&cached.snapshot));
         }
-        let snapshot = Arc::new(self.read_snapshot().await?);
+        let snapshot = Arc::new(read_snapshot(&self.db).await?);
         *self.snapshot.write().await =
             Some(CachedSnapshot { loaded_at: Instant::now(), snapshot: Arc::clone(&snapshot) });
         Ok(snapshot)
@@ -132,112 +132,113 @@ impl Store {
     pub(crate) async fn invalidate_snapshot(&self) {
         *self.snapshot.write().await = None;
     }
+}
 
-    async fn read_snapshot(&self) -> Result<Snapshot, StoreError> {
-        let unit_rows = unit::Entity::find().order_by_asc(unit::Column::Position).all(&self.db).await?;
-        let indicator_rows = indicator::Entity::find().order_by_asc(indicator::Column::Position).all(&self.db).await?;
-        let assignment_rows = unit_indicator::Entity::find().all(&self.db).await?;
-        let target_rows = target::Entity::find().order_by_asc(target::Column::Id).all(&self.db).await?;
-        let resolution_rows = resolution::Entity::find().order_by_asc(resolution::Column::Id).all(&self.db).await?;
+/// Reads the catalog as `conn` sees it (inside a catalog load's transaction, the new one).
+pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Result<Snapshot, StoreError> {
+    let unit_rows = unit::Entity::find().order_by_asc(unit::Column::Position).all(conn).await?;
+    let indicator_rows = indicator::Entity::find().order_by_asc(indicator::Column::Position).all(conn).await?;
+    let assignment_rows = unit_indicator::Entity::find().all(conn).await?;
+    let target_rows = target::Entity::find().order_by_asc(target::Column::Id).all(conn).await?;
+    let resolution_rows = resolution::Entity::find().order_by_asc(resolution::Column::Id).all(conn).await?;
 
-        let unit_codes: HashMap<i32, UnitCode> = unit_rows
-            .iter()
-            .map(|row| UnitCode::parse(&row.code).map(|code| (row.id, code)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| corrupt(e.to_string()))?;
-        let resolution_codes: HashMap<i32, ResolutionCode> = resolution_rows
-            .iter()
-            .map(|row| ResolutionCode::parse(&row.code).map(|code| (row.id, code)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| corrupt(e.to_string()))?;
-        let unit_code = |id: i32| unit_codes.get(&id).cloned().ok_or_else(|| corrupt(format!("no unit with id {id}")));
+    let unit_codes: HashMap<i32, UnitCode> = unit_rows
+        .iter()
+        .map(|row| UnitCode::parse(&row.code).map(|code| (row.id, code)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let resolution_codes: HashMap<i32, ResolutionCode> = resolution_rows
+        .iter()
+        .map(|row| ResolutionCode::parse(&row.code).map(|code| (row.id, code)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let unit_code = |id: i32| unit_codes.get(&id).cloned().ok_or_else(|| corrupt(format!("no unit with id {id}")));
 
-        let mut indicators = Vec::with_capacity(indicator_rows.len());
-        for row in &indicator_rows {
-            let definition = IndicatorDef {
-                code: IndicatorCode::parse(&row.code).map_err(|e| corrupt(e.to_string()))?,
-                name: row.name.clone(),
-                name_en: row.name_en.clone(),
-                kind: IndicatorKind::from_str_opt(&row.kind).ok_or_else(|| corrupt(format!("kind {:?}", row.kind)))?,
-                time_aggregation: TimeAggregation::from_str_opt(&row.time_aggregation)
-                    .ok_or_else(|| corrupt(format!("time aggregation {:?}", row.time_aggregation)))?,
-                direction: Direction::from_str_opt(&row.direction)
-                    .ok_or_else(|| corrupt(format!("direction {:?}", row.direction)))?,
-                unit_of_measure: row.unit_of_measure.clone(),
-                reported_by: row.reporter_unit_id.map(unit_code).transpose()?,
-            };
-            indicators.push(IndicatorInfo {
-                id: row.id,
-                resolution: resolution_codes
-                    .get(&row.resolution_id)
-                    .cloned()
-                    .ok_or_else(|| corrupt(format!("indicator {} has no resolution", row.code)))?,
-                definition,
-            });
-        }
-        let indicator_by_id: HashMap<i32, usize> = indicators.iter().enumerate().map(|(i, ind)| (ind.id, i)).collect();
-
-        let mut reports_by_unit: HashMap<i32, Vec<usize>> = HashMap::new();
-        for row in &assignment_rows {
-            let index = *indicator_by_id
-                .get(&row.indicator_id)
-                .ok_or_else(|| corrupt(format!("assignment to unknown indicator {}", row.indicator_id)))?;
-            reports_by_unit.entry(row.unit_id).or_default().push(index);
-        }
-
-        let mut units = Vec::with_capacity(unit_rows.len());
-        for row in &unit_rows {
-            let mut assigned = reports_by_unit.remove(&row.id).unwrap_or_default();
-            assigned.sort_unstable();
-            units.push(UnitInfo {
-                id: row.id,
-                path: row.path.clone(),
-                definition: UnitDef {
-                    code: unit_code(row.id)?,
-                    name: row.name.clone(),
-                    kind: row.kind.clone(),
-                    parent: row.parent_id.map(unit_code).transpose()?,
-                    reports: assigned.into_iter().map(|i| indicators[i].definition.code.clone()).collect(),
-                },
-            });
-        }
-
-        let mut targets = Vec::with_capacity(target_rows.len());
-        for row in &target_rows {
-            let indicator = indicator_by_id
-                .get(&row.indicator_id)
-                .map(|&i| indicators[i].definition.code.clone())
-                .ok_or_else(|| corrupt(format!("target of unknown indicator {}", row.indicator_id)))?;
-            let period = if row.period.is_empty() {
-                None
-            } else {
-                Some(Period::parse(&row.period).map_err(|e| corrupt(e.to_string()))?)
-            };
-            targets.push(TargetDef { indicator, unit: unit_code(row.unit_id)?, period, value: row.value });
-        }
-
-        let resolutions = resolution_rows
-            .iter()
-            .map(|row| {
-                Ok(ResolutionDef {
-                    code: resolution_codes.get(&row.id).cloned().ok_or_else(|| corrupt("resolution code".into()))?,
-                    title: row.title.clone(),
-                    adopted_on: row.adopted_on.clone(),
-                    term_end_year: row.term_end_year,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-
-        let tree = UnitTree::new(units.iter().map(|u| (u.definition.code.clone(), u.definition.parent.clone())));
-        Ok(Snapshot {
-            unit_index: units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect(),
-            indicator_index: indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect(),
-            indicator_by_id,
-            units,
-            indicators,
-            targets,
-            resolutions,
-            tree,
-        })
+    let mut indicators = Vec::with_capacity(indicator_rows.len());
+    for row in &indicator_rows {
+        let definition = IndicatorDef {
+            code: IndicatorCode::parse(&row.code).map_err(|e| corrupt(e.to_string()))?,
+            name: row.name.clone(),
+            name_en: row.name_en.clone(),
+            kind: IndicatorKind::from_str_opt(&row.kind).ok_or_else(|| corrupt(format!("kind {:?}", row.kind)))?,
+            time_aggregation: TimeAggregation::from_str_opt(&row.time_aggregation)
+                .ok_or_else(|| corrupt(format!("time aggregation {:?}", row.time_aggregation)))?,
+            direction: Direction::from_str_opt(&row.direction)
+                .ok_or_else(|| corrupt(format!("direction {:?}", row.direction)))?,
+            unit_of_measure: row.unit_of_measure.clone(),
+            reported_by: row.reporter_unit_id.map(unit_code).transpose()?,
+        };
+        indicators.push(IndicatorInfo {
+            id: row.id,
+            resolution: resolution_codes
+                .get(&row.resolution_id)
+                .cloned()
+                .ok_or_else(|| corrupt(format!("indicator {} has no resolution", row.code)))?,
+            definition,
+        });
     }
+    let indicator_by_id: HashMap<i32, usize> = indicators.iter().enumerate().map(|(i, ind)| (ind.id, i)).collect();
+
+    let mut reports_by_unit: HashMap<i32, Vec<usize>> = HashMap::new();
+    for row in &assignment_rows {
+        let index = *indicator_by_id
+            .get(&row.indicator_id)
+            .ok_or_else(|| corrupt(format!("assignment to unknown indicator {}", row.indicator_id)))?;
+        reports_by_unit.entry(row.unit_id).or_default().push(index);
+    }
+
+    let mut units = Vec::with_capacity(unit_rows.len());
+    for row in &unit_rows {
+        let mut assigned = reports_by_unit.remove(&row.id).unwrap_or_default();
+        assigned.sort_unstable();
+        units.push(UnitInfo {
+            id: row.id,
+            path: row.path.clone(),
+            definition: UnitDef {
+                code: unit_code(row.id)?,
+                name: row.name.clone(),
+                kind: row.kind.clone(),
+                parent: row.parent_id.map(unit_code).transpose()?,
+                reports: assigned.into_iter().map(|i| indicators[i].definition.code.clone()).collect(),
+            },
+        });
+    }
+
+    let mut targets = Vec::with_capacity(target_rows.len());
+    for row in &target_rows {
+        let indicator = indicator_by_id
+            .get(&row.indicator_id)
+            .map(|&i| indicators[i].definition.code.clone())
+            .ok_or_else(|| corrupt(format!("target of unknown indicator {}", row.indicator_id)))?;
+        let period = if row.period.is_empty() {
+            None
+        } else {
+            Some(Period::parse(&row.period).map_err(|e| corrupt(e.to_string()))?)
+        };
+        targets.push(TargetDef { indicator, unit: unit_code(row.unit_id)?, period, value: row.value });
+    }
+
+    let resolutions = resolution_rows
+        .iter()
+        .map(|row| {
+            Ok(ResolutionDef {
+                code: resolution_codes.get(&row.id).cloned().ok_or_else(|| corrupt("resolution code".into()))?,
+                title: row.title.clone(),
+                adopted_on: row.adopted_on.clone(),
+                term_end_year: row.term_end_year,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+
+    let tree = UnitTree::new(units.iter().map(|u| (u.definition.code.clone(), u.definition.parent.clone())));
+    Ok(Snapshot {
+        unit_index: units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect(),
+        indicator_index: indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect(),
+        indicator_by_id,
+        units,
+        indicators,
+        targets,
+        resolutions,
+        tree,
+    })
 }

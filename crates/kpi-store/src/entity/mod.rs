@@ -1,9 +1,10 @@
-//! sea-orm entities, one module per table of the first migration.
+//! sea-orm entities, one module per table.
 //!
 //! Relations are left out on purpose: queries join explicitly, which keeps the SQL each one
 //! sends obvious and lets the aggregate query use the `path` prefix index.
 
 pub mod indicator;
+pub mod kpi_total;
 pub mod report;
 pub mod report_value;
 pub mod resolution;

@@ -1,0 +1,307 @@
+//! Keeping the KPI totals (`kpi_totals`) in step with the reports, and reading them.
+//!
+//! kpi-core's `totals` module defines what a report changes; this module reads a unit's
+//! current figures, asks kpi-core for the changes, and adds them to the rows of the unit and
+//! of each ancestor with one additive upsert (`count = count + excluded.count`), which is
+//! atomic per row on both backends. Writers of one unit are serialised (SQLite's write lock;
+//! the unit row's lock on PostgreSQL), so each computes its changes from the state it
+//! replaces. A catalog change rebuilds every total from the current reports.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kpi_core::totals::{Reported, Totals, TotalsChange, resolution_changes, totals_change, years_of};
+use kpi_core::{Figure, Period};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, EntityTrait};
+
+use crate::entity::{kpi_total, report, report_value};
+use crate::error::StoreError;
+use crate::revisions::figure_from_columns;
+use crate::snapshot::{Snapshot, UnitInfo};
+
+/// Rows per upsert: 8 parameters each, well under every backend's limit.
+const UPSERT_BATCH: usize = 1000;
+/// Units whose figures are read per query when rebuilding.
+const REBUILD_BATCH: usize = 500;
+/// The `store_state` entry saying the totals were built.
+const TOTALS_BUILT: &str = "kpi_totals";
+
+/// Per unit id, per indicator id, the unit's current figures by period.
+type FiguresByUnit = HashMap<i32, HashMap<i32, Reported>>;
+
+/// One pending change to the totals of (unit, indicator, period).
+type Change = (i32, i32, Period, TotalsChange);
+
+/// The ids of a unit and its ancestors, from its materialised path `/1/5/9/`.
+fn self_and_ancestors(unit: &UnitInfo) -> Result<Vec<i32>, StoreError> {
+    unit.path
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse().map_err(|_| StoreError::Corrupt(format!("unit path {:?}", unit.path))))
+        .collect()
+}
+
+/// The current figures of `unit_ids`, for `periods` (every period when `None`).
+pub(crate) async fn current_figures_of(
+    conn: &impl ConnectionTrait,
+    snapshot: &Snapshot,
+    unit_ids: &[i32],
+    periods: Option<&[String]>,
+) -> Result<FiguresByUnit, StoreError> {
+    let mut figures: FiguresByUnit = HashMap::new();
+    if unit_ids.is_empty() {
+        return Ok(figures);
+    }
+    let mut query = Query::select();
+    query
+        .from(report::Entity)
+        .inner_join(
+            report_value::Entity,
+            Expr::col((report_value::Entity, report_value::Column::RevisionId))
+                .equals((report::Entity, report::Column::CurrentRevisionId)),
+        )
+        .column((report::Entity, report::Column::UnitId))
+        .column((report::Entity, report::Column::Period))
+        .column((report_value::Entity, report_value::Column::IndicatorId))
+        .column((report_value::Entity, report_value::Column::Value))
+        .column((report_value::Entity, report_value::Column::Numerator))
+        .column((report_value::Entity, report_value::Column::Denominator))
+        .and_where(Expr::col((report::Entity, report::Column::UnitId)).is_in(unit_ids.iter().copied()));
+    if let Some(periods) = periods {
+        query.and_where(Expr::col((report::Entity, report::Column::Period)).is_in(periods.iter().cloned()));
+    }
+    for row in conn.query_all(&query).await? {
+        let unit_id: i32 = row.try_get_by_index(0)?;
+        let code: String = row.try_get_by_index(1)?;
+        let indicator_id: i32 = row.try_get_by_index(2)?;
+        let indicator = snapshot
+            .indicator_by_id(indicator_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("value for indicator {indicator_id} outside the catalog")))?;
+        let period = Period::parse(&code).map_err(|_| StoreError::Corrupt(format!("stored period {code:?}")))?;
+        let figure = figure_from_columns(
+            indicator.definition.kind,
+            row.try_get_by_index(3)?,
+            row.try_get_by_index(4)?,
+            row.try_get_by_index(5)?,
+        )?;
+        figures.entry(unit_id).or_default().entry(indicator_id).or_default().insert(period, figure);
+    }
+    Ok(figures)
+}
+
+/// The changes to the totals when `unit`'s figures go from `old` to `new` (per indicator id).
+fn changes_for_unit(
+    snapshot: &Snapshot,
+    unit: &UnitInfo,
+    old: &HashMap<i32, Reported>,
+    new: &HashMap<i32, Reported>,
+) -> Result<Vec<Change>, StoreError> {
+    let ancestors = self_and_ancestors(unit)?;
+    let empty = Reported::new();
+    let mut changes = Vec::new();
+    let mut indicator_ids: Vec<i32> = old.keys().chain(new.keys()).copied().collect();
+    indicator_ids.sort_unstable();
+    indicator_ids.dedup();
+    for indicator_id in indicator_ids {
+        let indicator = snapshot
+            .indicator_by_id(indicator_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("value for indicator {indicator_id} outside the catalog")))?;
+        let definition = &indicator.definition;
+        let is_reporter = definition.reported_by.as_ref() == Some(&unit.definition.code);
+        let (before, after) = (old.get(&indicator_id).unwrap_or(&empty), new.get(&indicator_id).unwrap_or(&empty));
+        let mut years = years_of(before);
+        years.extend(years_of(after));
+        for year in years {
+            for (period, was, is) in resolution_changes(year, definition.time_aggregation, before, after) {
+                if let Some(change) = totals_change(definition.kind, is_reporter, was, is) {
+                    changes.extend(ancestors.iter().map(|&ancestor| (ancestor, indicator_id, period, change)));
+                }
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Updates the totals for one report of `unit` for `period` getting `values` (indicator id,
+/// figure) as its current figures; called inside the revision's transaction, before it
+/// changes the report.
+pub(crate) async fn apply_report(
+    conn: &impl ConnectionTrait,
+    snapshot: &Snapshot,
+    unit: &UnitInfo,
+    period: Period,
+    values: &[(i32, Figure)],
+) -> Result<(), StoreError> {
+    let year_codes: Vec<String> = Period::Year(period.year()).with_descendants().into_iter().map(Period::code).collect();
+    let old = current_figures_of(conn, snapshot, &[unit.id], Some(&year_codes)).await?.remove(&unit.id).unwrap_or_default();
+    let mut new = old.clone();
+    for reported in new.values_mut() {
+        reported.remove(&period);
+    }
+    for &(indicator_id, figure) in values {
+        new.entry(indicator_id).or_default().insert(period, figure);
+    }
+    let changes = changes_for_unit(snapshot, unit, &old, &new)?;
+    apply_changes(conn, &changes).await
+}
+
+/// Adds counts and ratios to the rows, and sets percents, in batched upserts.
+async fn apply_changes(conn: &impl ConnectionTrait, changes: &[Change]) -> Result<(), StoreError> {
+    let (adds, sets): (Vec<&Change>, Vec<&Change>) =
+        changes.iter().partition(|(.., change)| matches!(change, TotalsChange::Add { .. }));
+    for batch in adds.chunks(UPSERT_BATCH) {
+        upsert(conn, batch, true).await?;
+    }
+    for batch in sets.chunks(UPSERT_BATCH) {
+        upsert(conn, batch, false).await?;
+    }
+    Ok(())
+}
+
+async fn upsert(conn: &impl ConnectionTrait, batch: &[&Change], additive: bool) -> Result<(), StoreError> {
+    use kpi_total::Column as C;
+    let mut insert = Query::insert();
+    insert.into_table(kpi_total::Entity).columns([
+        C::UnitId,
+        C::IndicatorId,
+        C::Period,
+        C::Count,
+        C::Numerator,
+        C::Denominator,
+        C::Percent,
+        C::ReportingUnits,
+    ]);
+    for &&(unit_id, indicator_id, period, change) in batch {
+        let (count, numerator, denominator, percent, units) = match change {
+            TotalsChange::Add { count, numerator, denominator, units } => (count, numerator, denominator, None, units),
+            TotalsChange::SetPercent(percent) => (0, 0, 0, percent, i64::from(percent.is_some())),
+        };
+        insert.values_panic([
+            unit_id.into(),
+            indicator_id.into(),
+            period.code().into(),
+            count.into(),
+            numerator.into(),
+            denominator.into(),
+            percent.into(),
+            units.into(),
+        ]);
+    }
+    let mut on_conflict = OnConflict::columns([C::UnitId, C::IndicatorId, C::Period]);
+    if additive {
+        for column in [C::Count, C::Numerator, C::Denominator, C::ReportingUnits] {
+            let sum = Expr::col((kpi_total::Entity, column)).add(Expr::col((Alias::new("excluded"), column)));
+            on_conflict.value(column, sum);
+        }
+    } else {
+        on_conflict.update_columns([C::Percent, C::ReportingUnits]);
+    }
+    insert.on_conflict(on_conflict);
+    conn.execute(&insert).await?;
+    Ok(())
+}
+
+/// Rebuilds every total from the current reports, with the catalog as `conn` sees it.
+pub(crate) async fn rebuild(conn: &impl ConnectionTrait, snapshot: &Snapshot) -> Result<(), StoreError> {
+    kpi_total::Entity::delete_many().exec(conn).await?;
+    let mut totals: BTreeMap<(i32, i32, Period), Totals> = BTreeMap::new();
+    let none = HashMap::new();
+    for units in snapshot.units.chunks(REBUILD_BATCH) {
+        let ids: Vec<i32> = units.iter().map(|u| u.id).collect();
+        let figures = current_figures_of(conn, snapshot, &ids, None).await?;
+        for unit in units {
+            let Some(reported) = figures.get(&unit.id) else { continue };
+            for (unit_id, indicator_id, period, change) in changes_for_unit(snapshot, unit, &none, reported)? {
+                accumulate(totals.entry((unit_id, indicator_id, period)).or_default(), change);
+            }
+        }
+    }
+    let rows: Vec<Change> = totals
+        .into_iter()
+        .flat_map(|((unit_id, indicator_id, period), total)| as_changes(total).map(move |c| (unit_id, indicator_id, period, c)))
+        .collect();
+    apply_changes(conn, &rows).await?;
+    mark_built(conn).await
+}
+
+/// Adds one change to a total being rebuilt.
+fn accumulate(total: &mut Totals, change: TotalsChange) {
+    match change {
+        TotalsChange::Add { count, numerator, denominator, units } => {
+            total.count += count;
+            total.numerator += numerator;
+            total.denominator += denominator;
+            total.reporting_units += units;
+        }
+        TotalsChange::SetPercent(percent) => total.percent = percent,
+    }
+}
+
+/// A rebuilt total as the changes that create its row from nothing.
+fn as_changes(total: Totals) -> impl Iterator<Item = TotalsChange> {
+    let add = TotalsChange::Add {
+        count: total.count,
+        numerator: total.numerator,
+        denominator: total.denominator,
+        units: total.reporting_units,
+    };
+    [Some(add).filter(|_| total.reporting_units != 0), total.percent.map(|p| TotalsChange::SetPercent(Some(p)))]
+        .into_iter()
+        .flatten()
+}
+
+async fn mark_built(conn: &impl ConnectionTrait) -> Result<(), StoreError> {
+    let mut insert = Query::insert();
+    insert
+        .into_table(Alias::new("store_state"))
+        .columns([Alias::new("name"), Alias::new("value")])
+        .values_panic([TOTALS_BUILT.into(), "built".into()])
+        .on_conflict(OnConflict::column(Alias::new("name")).do_nothing().to_owned());
+    conn.execute(&insert).await?;
+    Ok(())
+}
+
+/// Whether the totals were ever built in this database.
+pub(crate) async fn are_built(conn: &impl ConnectionTrait) -> Result<bool, StoreError> {
+    let mut query = Query::select();
+    query
+        .expr(Expr::col(Alias::new("name")))
+        .from(Alias::new("store_state"))
+        .and_where(Expr::col(Alias::new("name")).eq(TOTALS_BUILT));
+    Ok(conn.query_one(&query).await?.is_some())
+}
+
+/// The totals of `unit_ids` for `indicator_ids` and `periods`.
+pub(crate) async fn read(
+    conn: &impl ConnectionTrait,
+    unit_ids: &[i32],
+    indicator_ids: &[i32],
+    periods: &[Period],
+) -> Result<HashMap<(i32, i32, Period), Totals>, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let mut totals = HashMap::new();
+    if unit_ids.is_empty() || indicator_ids.is_empty() || periods.is_empty() {
+        return Ok(totals);
+    }
+    let by_code: HashMap<String, Period> = periods.iter().map(|&p| (p.code(), p)).collect();
+    for batch in unit_ids.chunks(UPSERT_BATCH) {
+        let rows = kpi_total::Entity::find()
+            .filter(kpi_total::Column::UnitId.is_in(batch.iter().copied()))
+            .filter(kpi_total::Column::IndicatorId.is_in(indicator_ids.iter().copied()))
+            .filter(kpi_total::Column::Period.is_in(by_code.keys().cloned()))
+            .all(conn)
+            .await?;
+        for row in rows {
+            let Some(&period) = by_code.get(&row.period) else { continue };
+            let total = Totals {
+                count: row.count,
+                numerator: row.numerator,
+                denominator: row.denominator,
+                percent: row.percent,
+                reporting_units: row.reporting_units,
+            };
+            totals.insert((row.unit_id, row.indicator_id, period), total);
+        }
+    }
+    Ok(totals)
+}
