@@ -135,7 +135,10 @@ mod tests {
         new.insert(Period::Month(2023, 5), Figure::Count(2));
         let changed: Vec<Period> =
             resolution_changes(2023, TimeAggregation::Flow, &old, &new).into_iter().map(|(p, ..)| p).collect();
-        assert_eq!(changed, vec![Period::Year(2023), Period::Half(2023, 1), Period::Quarter(2023, 2), Period::Month(2023, 5)]);
+        assert_eq!(
+            changed,
+            vec![Period::Year(2023), Period::Half(2023, 1), Period::Quarter(2023, 2), Period::Month(2023, 5)]
+        );
         let mut direct_old = old.clone();
         direct_old.insert(Period::Year(2023), Figure::Count(9));
         let mut direct_new = new.clone();

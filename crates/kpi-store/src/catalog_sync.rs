@@ -14,10 +14,10 @@ use sea_orm::{
 };
 
 use crate::connection::{SCHEMA_LOCK_KEY, Store};
-use crate::snapshot::read_snapshot;
-use crate::totals;
 use crate::entity::{indicator, report, report_value, resolution, target, unit, unit_indicator};
 use crate::error::StoreError;
+use crate::snapshot::read_snapshot;
+use crate::totals;
 
 /// Assignments inserted per statement: 2 parameters each, well under SQLite's limit.
 const ASSIGNMENT_BATCH: usize = 1000;

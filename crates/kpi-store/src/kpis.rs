@@ -63,7 +63,9 @@ impl Store {
         let indicator_infos = indicators
             .iter()
             .map(|code| {
-                snapshot.indicator(code).ok_or_else(|| StoreError::Unknown { kind: "indicator", code: code.to_string() })
+                snapshot
+                    .indicator(code)
+                    .ok_or_else(|| StoreError::Unknown { kind: "indicator", code: code.to_string() })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let unit_ids: Vec<i32> = unit_infos.iter().map(|u| u.id).collect();

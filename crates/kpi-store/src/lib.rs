@@ -11,9 +11,9 @@ mod error;
 mod kpis;
 mod revisions;
 mod snapshot;
-mod totals;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod totals;
 
 pub use catalog_sync::CatalogChanges;
 pub use connection::{DEFAULT_DATABASE_URL, Store};

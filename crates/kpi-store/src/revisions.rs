@@ -332,7 +332,11 @@ async fn lock_for_totals(txn: &sea_orm::DatabaseTransaction, unit_id: i32) -> Re
     let backend = DbBackend::Postgres;
     let shared = format!("SELECT pg_advisory_xact_lock_shared({})", crate::connection::SCHEMA_LOCK_KEY);
     txn.execute_raw(sea_orm::Statement::from_string(backend, shared)).await?;
-    let unit_row = sea_orm::Statement::from_sql_and_values(backend, "SELECT id FROM units WHERE id = $1 FOR UPDATE", [unit_id.into()]);
+    let unit_row = sea_orm::Statement::from_sql_and_values(
+        backend,
+        "SELECT id FROM units WHERE id = $1 FOR UPDATE",
+        [unit_id.into()],
+    );
     txn.query_one_raw(unit_row).await?;
     Ok(())
 }

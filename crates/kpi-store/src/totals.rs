@@ -132,8 +132,10 @@ pub(crate) async fn apply_report(
     period: Period,
     values: &[(i32, Figure)],
 ) -> Result<(), StoreError> {
-    let year_codes: Vec<String> = Period::Year(period.year()).with_descendants().into_iter().map(Period::code).collect();
-    let old = current_figures_of(conn, snapshot, &[unit.id], Some(&year_codes)).await?.remove(&unit.id).unwrap_or_default();
+    let year_codes: Vec<String> =
+        Period::Year(period.year()).with_descendants().into_iter().map(Period::code).collect();
+    let old =
+        current_figures_of(conn, snapshot, &[unit.id], Some(&year_codes)).await?.remove(&unit.id).unwrap_or_default();
     let mut new = old.clone();
     for reported in new.values_mut() {
         reported.remove(&period);
@@ -218,7 +220,9 @@ pub(crate) async fn rebuild(conn: &impl ConnectionTrait, snapshot: &Snapshot) ->
     }
     let rows: Vec<Change> = totals
         .into_iter()
-        .flat_map(|((unit_id, indicator_id, period), total)| as_changes(total).map(move |c| (unit_id, indicator_id, period, c)))
+        .flat_map(|((unit_id, indicator_id, period), total)| {
+            as_changes(total).map(move |c| (unit_id, indicator_id, period, c))
+        })
         .collect();
     apply_changes(conn, &rows).await?;
     mark_built(conn).await

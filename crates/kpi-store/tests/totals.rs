@@ -1,0 +1,202 @@
+//! The maintained totals against the obvious reference: seeded random trees get random
+//! revisions, corrections and sub-period reports (months, quarters, halves, years), and then
+//! a catalog change that moves a unit; after each step every KPI the store answers for every
+//! unit, indicator and period must equal a direct recomputation, by kpi-core alone, from the
+//! current revisions the test kept in memory. Runs on SQLite, and on PostgreSQL when
+//! TEST_DATABASE_URL is set.
+//!
+//! `KPI_PROPERTY_CASES` (default 8) and `KPI_PROPERTY_SEED` (default 1) set the run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use kpi_core::aggregate::{aggregate_units, resolve_over_time};
+use kpi_core::{Catalog, Figure, IndicatorCode, IndicatorKind, Period, UnitCode, UnitTree};
+use kpi_store::test_support::TestDatabase;
+use kpi_store::{NewRevision, NewValue, SHIPPED_CATALOG, Store};
+
+/// splitmix64, seedable and dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A random tree under PACNAM: districts of communes, as (code, parent) pairs.
+fn random_tree(rng: &mut Rng) -> Vec<(String, Option<String>)> {
+    let mut units = vec![("PACNAM".to_owned(), None)];
+    for d in 0..1 + rng.below(3) {
+        let district = format!("D{d}");
+        units.push((district.clone(), Some("PACNAM".to_owned())));
+        for c in 0..rng.below(4) {
+            units.push((format!("D{d}C{c}"), Some(district.clone())));
+        }
+    }
+    units
+}
+
+/// The shipped resolution, indicators and targets over `units`; every unit reports every
+/// indicator, and the percents are reported by `reporter`.
+fn catalog_text(units: &[(String, Option<String>)], reporter: &str) -> String {
+    let indicators_start = SHIPPED_CATALOG.find("[[indicators]]").unwrap();
+    let resolution_end = SHIPPED_CATALOG.find("# The indicators each kind").unwrap();
+    let mut text = SHIPPED_CATALOG[..resolution_end].to_owned();
+    let all: Vec<String> = INDICATORS.iter().map(|c| format!("\"{c}\"")).collect();
+    for (unit, parent) in units {
+        writeln!(text, "[[units]]\ncode = \"{unit}\"\nname = \"{unit}\"\nkind = \"unit\"").unwrap();
+        if let Some(parent) = parent {
+            writeln!(text, "parent = \"{parent}\"").unwrap();
+        }
+        writeln!(text, "reports = [{}]\n", all.join(", ")).unwrap();
+    }
+    text.push_str(
+        &SHIPPED_CATALOG[indicators_start..]
+            .replace("reported_by = \"VPHDND\"", &format!("reported_by = \"{reporter}\"")),
+    );
+    text
+}
+
+/// A count flow, a count stock, a ratio and a percent (stock).
+const INDICATORS: [&str; 4] = ["A01", "A03", "B01", "C01"];
+
+fn random_period(rng: &mut Rng) -> Period {
+    let year = 2023 + (rng.below(4) == 0) as i32;
+    match rng.below(4) {
+        0 => Period::Year(year),
+        1 => Period::Half(year, 1 + rng.below(2) as u8),
+        2 => Period::Quarter(year, 1 + rng.below(4) as u8),
+        _ => Period::Month(year, 1 + rng.below(12) as u8),
+    }
+}
+
+fn random_figure(rng: &mut Rng, kind: IndicatorKind) -> Figure {
+    match kind {
+        IndicatorKind::Count => Figure::Count(rng.below(50) as i64),
+        IndicatorKind::Ratio => {
+            let denominator = rng.below(30) as i64;
+            Figure::Ratio { numerator: rng.below(denominator as usize + 1) as i64, denominator }
+        }
+        IndicatorKind::Percent => Figure::Percent(rng.below(1001) as f64 / 10.0),
+    }
+}
+
+/// The current figures, as the test knows them: per (unit, period), per indicator.
+type Model = HashMap<(UnitCode, Period), BTreeMap<IndicatorCode, Figure>>;
+
+/// What kpi-core alone makes of the model for one unit's subtree.
+fn reference(
+    catalog: &Catalog,
+    model: &Model,
+    unit: &UnitCode,
+    indicator: &IndicatorCode,
+    period: Period,
+) -> (Option<Figure>, u32) {
+    let tree = UnitTree::new(catalog.units.iter().map(|u| (u.code.clone(), u.parent.clone())));
+    let definition = catalog.indicators.iter().find(|i| &i.code == indicator).unwrap();
+    let figures = tree.subtree(unit).into_iter().filter_map(|member| {
+        let reported: BTreeMap<Period, Figure> = model
+            .iter()
+            .filter(|((u, _), _)| *u == member)
+            .filter_map(|((_, p), values)| values.get(indicator).map(|f| (*p, *f)))
+            .collect();
+        resolve_over_time(period, definition.time_aggregation, &reported).map(|f| (member, f))
+    });
+    let aggregate = aggregate_units(definition.kind, definition.reported_by.as_ref(), figures);
+    (aggregate.figure, aggregate.reporting_units)
+}
+
+/// Every KPI of every unit, indicator and period against the reference.
+async fn check(store: &Store, catalog: &Catalog, model: &Model, step: &str) {
+    let indicators: Vec<IndicatorCode> = INDICATORS.iter().map(|c| IndicatorCode::parse(c).unwrap()).collect();
+    let mut periods = Period::Year(2023).with_descendants();
+    periods.push(Period::Year(2024));
+    periods.push(Period::Half(2024, 2));
+    for unit in &catalog.units {
+        let kpis = store.kpis(&unit.code, &indicators, &periods).await.unwrap();
+        for kpi in kpis {
+            let expected = reference(catalog, model, &unit.code, &kpi.indicator, kpi.period);
+            assert_eq!(
+                (kpi.figure, kpi.reporting_units),
+                expected,
+                "{step}: {} {} {}",
+                unit.code,
+                kpi.indicator,
+                kpi.period.code()
+            );
+        }
+    }
+}
+
+async fn write(store: &Store, rng: &mut Rng, catalog: &Catalog, model: &mut Model, serial: usize) {
+    let unit = catalog.units[rng.below(catalog.units.len())].code.clone();
+    let period = random_period(rng);
+    let mut values = Vec::new();
+    for indicator in INDICATORS {
+        if rng.below(3) == 0 {
+            continue;
+        }
+        let indicator = IndicatorCode::parse(indicator).unwrap();
+        let kind = catalog.indicators.iter().find(|i| i.code == indicator).unwrap().kind;
+        values.push(NewValue { indicator, figure: random_figure(rng, kind), note: None });
+    }
+    let revision = NewRevision {
+        unit: unit.clone(),
+        period,
+        file_name: format!("r{serial}.xlsx"),
+        sha256: format!("{serial:064x}"),
+        imported_by: "property".into(),
+        prepared_by: None,
+        prepared_on: None,
+        warnings: Vec::new(),
+        values: values.clone(),
+    };
+    store.write_revision(&revision).await.unwrap();
+    model.insert((unit, period), values.into_iter().map(|v| (v.indicator, v.figure)).collect());
+}
+
+#[tokio::test]
+async fn maintained_totals_equal_a_recomputation_from_current_revisions() {
+    let (cases, seed) = (env_number("KPI_PROPERTY_CASES", 8), env_number("KPI_PROPERTY_SEED", 1));
+    for case in 0..cases {
+        let mut rng = Rng(seed.wrapping_mul(7_919).wrapping_add(case));
+        let units = random_tree(&mut rng);
+        let reporter = units[rng.below(units.len())].0.clone();
+        let catalog = Catalog::from_toml(&catalog_text(&units, &reporter)).unwrap();
+        let db = TestDatabase::new().await;
+        let store = Store::connect(&db.url).await.unwrap();
+        store.load_catalog(&catalog).await.unwrap();
+        let mut model = Model::new();
+        for serial in 0..24 {
+            write(&store, &mut rng, &catalog, &mut model, serial).await;
+            if serial % 8 == 7 {
+                check(&store, &catalog, &model, &format!("case {case}, after write {serial}")).await;
+            }
+        }
+        // Move the last commune (or district) under the first district: the totals are rebuilt.
+        let mut moved = units.clone();
+        if let Some(last) = moved.iter_mut().rev().find(|(u, p)| p.is_some() && u != "D0") {
+            last.1 = Some("D0".to_owned());
+        }
+        let catalog = Catalog::from_toml(&catalog_text(&moved, &reporter)).unwrap();
+        store.load_catalog(&catalog).await.unwrap();
+        check(&store, &catalog, &model, &format!("case {case}, after the catalog change")).await;
+        for serial in 24..32 {
+            write(&store, &mut rng, &catalog, &mut model, serial).await;
+        }
+        check(&store, &catalog, &model, &format!("case {case}, after more writes")).await;
+    }
+}
