@@ -11,6 +11,7 @@ pub mod codes;
 pub mod figure;
 pub mod number;
 pub mod period;
+pub mod rank;
 pub mod target;
 pub mod text;
 pub mod totals;

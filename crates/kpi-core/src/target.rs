@@ -1,6 +1,7 @@
 //! Targets and achievement: where a KPI stands against what the resolution asks.
 
-use crate::figure::Direction;
+use crate::figure::{Direction, IndicatorKind};
+use crate::period::Period;
 
 /// Tolerance for comparing a computed percentage with a target (100 × 184/184 must meet 100).
 const EPSILON: f64 = 1e-9;
@@ -49,6 +50,24 @@ pub fn evaluate(actual: Option<f64>, target: Option<Target>) -> Evaluation {
     };
     let achievement = (target.value != 0.0).then(|| actual / target.value);
     Evaluation { status: if met { Status::Met } else { Status::NotMet }, achievement }
+}
+
+/// The target a KPI is held against. `holders` is the unit, then its ancestors up to the
+/// root; `find(holder, period)` is a target set for that holder and that period (`None`: for
+/// the whole term). A target for the period itself wins over one for the whole term; rates
+/// (ratios, percents) are scale-free and inherit the nearest ancestor's target; counts are
+/// not, so a commune never inherits the district's headcount.
+pub fn choose_target<U>(
+    kind: IndicatorKind,
+    holders: impl IntoIterator<Item = U>,
+    period: Period,
+    find: impl Fn(&U, Option<Period>) -> Option<f64>,
+) -> Option<f64> {
+    let inherits = kind != IndicatorKind::Count;
+    holders
+        .into_iter()
+        .take(if inherits { usize::MAX } else { 1 })
+        .find_map(|holder| find(&holder, Some(period)).or_else(|| find(&holder, None)))
 }
 
 #[cfg(test)]

@@ -2,9 +2,7 @@
 //! history. Each handler parses its request into domain types, asks the store, and converts
 //! the answer; the rules themselves live in `kpi-core` and `kpi-store`.
 
-use std::cmp::Ordering;
-
-use kpi_core::{Direction, IndicatorCode, Period, Status as KpiState, UnitCode};
+use kpi_core::{IndicatorCode, Period, Status as KpiState, UnitCode};
 use kpi_proto::v1;
 use kpi_proto::v1::kpi_service_server::KpiService;
 use kpi_store::Store;
@@ -184,39 +182,20 @@ impl KpiApi {
         let period = convert::period("period", &request.period)?;
         let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
         let indicator = convert::known_indicator(&snapshot, "indicator_code", &request.indicator_code)?;
-        let mut ranked = Vec::new();
-        for child in snapshot.tree.children(&parent.definition.code) {
-            let kpis = self.store.kpis(child, std::slice::from_ref(&indicator.definition.code), &[period]).await?;
-            ranked.extend(kpis);
-        }
-        let value = |kpi: &kpi_store::Kpi| kpi.figure.map(kpi_core::Figure::value);
-        ranked.sort_by(|a, b| match (value(a), value(b)) {
-            (Some(x), Some(y)) => {
-                let better_first = match indicator.definition.direction {
-                    Direction::Higher => y.total_cmp(&x),
-                    Direction::Lower => x.total_cmp(&y),
-                };
-                better_first.then_with(|| a.unit.cmp(&b.unit))
-            }
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => a.unit.cmp(&b.unit),
-        });
-        // Competition ranking ("1224"): equal values share a rank; units without data share the last.
-        let with_data = ranked.iter().filter(|k| k.figure.is_some()).count();
-        let mut entries = Vec::with_capacity(ranked.len());
-        let mut rank = 0;
-        for (index, kpi) in ranked.iter().enumerate() {
-            let ties_previous = index > 0 && value(&ranked[index - 1]) == value(kpi);
-            if !ties_previous {
-                rank = if kpi.figure.is_some() { index + 1 } else { with_data + 1 };
-            }
-            entries.push(v1::RankEntry {
+        let children = snapshot.tree.children(&parent.definition.code);
+        let kpis =
+            self.store.kpis_of_units(children, std::slice::from_ref(&indicator.definition.code), &[period]).await?;
+        let values =
+            kpis.iter().enumerate().map(|(index, kpi)| ((&kpi.unit, index), kpi.figure.map(kpi_core::Figure::value)));
+        let ranked = kpi_core::rank::competition_ranks(values.collect(), indicator.definition.direction);
+        let entries = ranked
+            .into_iter()
+            .map(|(rank, (unit, index), _)| v1::RankEntry {
                 rank: i32::try_from(rank).unwrap_or(i32::MAX),
-                unit_name: snapshot.unit(&kpi.unit).map(|u| u.definition.name.clone()).unwrap_or_default(),
-                kpi: Some(convert::kpi(kpi)),
-            });
-        }
+                unit_name: snapshot.unit(unit).map(|u| u.definition.name.clone()).unwrap_or_default(),
+                kpi: Some(convert::kpi(&kpis[index])),
+            })
+            .collect();
         Ok(v1::RankUnitsResponse { entries })
     }
 

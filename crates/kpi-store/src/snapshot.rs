@@ -84,31 +84,17 @@ impl Snapshot {
         self.tree.subtree(unit).iter().filter_map(|code| self.unit(code)).collect()
     }
 
-    /// The target in force for `indicator` at `unit` in `period`.
-    ///
-    /// A target set for the period itself wins over one for the whole term. Rates (ratio and
-    /// percent kinds) are scale-free, so a unit without its own target takes its nearest
-    /// ancestor's; counts are not, so a commune never inherits the district's headcount.
+    /// The target in force for `indicator` at `unit` in `period`, chosen by kpi-core's
+    /// [`kpi_core::target::choose_target`] from the targets of the unit and its ancestors.
     pub fn target_for(&self, indicator: &IndicatorInfo, unit: &UnitCode, period: Period) -> Option<f64> {
-        let own = |holder: &UnitCode| {
-            let for_holder = |p: Option<Period>| {
-                self.targets
-                    .iter()
-                    .find(|t| t.indicator == indicator.definition.code && &t.unit == holder && t.period == p)
-            };
-            for_holder(Some(period)).or_else(|| for_holder(None)).map(|t| t.value)
-        };
-        if indicator.definition.kind == IndicatorKind::Count {
-            return own(unit);
-        }
-        let mut holder = Some(unit.clone());
-        while let Some(code) = holder {
-            if let Some(value) = own(&code) {
-                return Some(value);
-            }
-            holder = self.unit(&code).and_then(|u| u.definition.parent.clone());
-        }
-        None
+        let holders =
+            std::iter::successors(Some(unit.clone()), |code| self.unit(code).and_then(|u| u.definition.parent.clone()));
+        kpi_core::target::choose_target(indicator.definition.kind, holders, period, |holder, wanted| {
+            self.targets
+                .iter()
+                .find(|t| t.indicator == indicator.definition.code && &t.unit == holder && t.period == wanted)
+                .map(|t| t.value)
+        })
     }
 }
 
