@@ -12,7 +12,7 @@ use kpi_store::SHIPPED_CATALOG;
 
 use crate::cli::DatasetArgs;
 
-pub fn write(args: &DatasetArgs) -> Result<()> {
+pub async fn write(args: &DatasetArgs) -> Result<()> {
     let text = national_catalog(args.provinces, args.districts, args.communes)?;
     let catalog = Catalog::from_toml(&text).context("the generated catalog")?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -20,6 +20,9 @@ pub fn write(args: &DatasetArgs) -> Result<()> {
     std::fs::write(&catalog_path, &text).with_context(|| format!("cannot write {}", catalog_path.display()))?;
     println!("{}: {} units", catalog_path.display(), catalog.units.len());
     let last = catalog.resolution.term_end_year;
+    if let Some(url) = &args.database_url {
+        return store_directly(&catalog, url, last - i32::from(args.years) + 1..=last).await;
+    }
     for year in last - i32::from(args.years) + 1..=last {
         write_year(&catalog, &args.out.join("reports").join(year.to_string()), year)?;
     }
@@ -30,8 +33,7 @@ pub fn write(args: &DatasetArgs) -> Result<()> {
 /// The shipped catalog's resolution, indicators and targets over a national tree in which
 /// every commune reports all 19 indicators and every province C01 and C02 — the catalog of
 /// `national_catalog()` in crates/kpi-store/benches/national_scale.rs, with the tree's size
-/// as parameters. As there, the percent indicators' reporter is the country, which reports
-/// nothing: C01 and C02 have no data above the provinces.
+/// as parameters. The percent indicators' reporter is the country, which reports them.
 pub fn national_catalog(provinces: u16, districts: u16, communes: u16) -> Result<String> {
     let missing = |what: &str| anyhow!("the shipped catalog has no {what:?} any more");
     let indicators_start = SHIPPED_CATALOG.find("[[indicators]]").ok_or_else(|| missing("[[indicators]]"))?;
@@ -44,7 +46,9 @@ pub fn national_catalog(provinces: u16, districts: u16, communes: u16) -> Result
         .collect();
     let mut text = SHIPPED_CATALOG[..resolution_end].to_owned();
     writeln!(text, "[reports_by_kind]\ncommune = [{}]\n", all.join(", "))?;
-    text.push_str("[[units]]\ncode = \"VN\"\nname = \"Việt Nam\"\nkind = \"country\"\n\n");
+    text.push_str(
+        "[[units]]\ncode = \"VN\"\nname = \"Việt Nam\"\nkind = \"country\"\nreports = [\"C01\", \"C02\"]\n\n",
+    );
     for p in 0..provinces {
         writeln!(
             text,
@@ -92,6 +96,62 @@ fn write_reports(catalog: &Catalog, dir: &Path, units: &[&UnitCode], period: Per
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Writers storing revisions at once, as several `kpi-import` runs would.
+const WRITERS: usize = 8;
+
+/// Loads the catalog and stores one revision per reporting unit and year, with the figures
+/// of its demo report, eight writers at a time; prints the revisions per second.
+async fn store_directly(catalog: &Catalog, url: &str, years: std::ops::RangeInclusive<i32>) -> Result<()> {
+    let store = kpi_store::Store::connect(url).await?;
+    store.load_catalog(catalog).await?;
+    let units: Vec<UnitCode> = catalog.units.iter().filter(|u| !u.reports.is_empty()).map(|u| u.code.clone()).collect();
+    let catalog = std::sync::Arc::new(catalog.clone());
+    let started = Instant::now();
+    let mut revisions = 0usize;
+    for year in years {
+        let mut writers = tokio::task::JoinSet::new();
+        for chunk in units.chunks(units.len().div_ceil(WRITERS).max(1)) {
+            let (store, catalog, chunk) = (store.clone(), catalog.clone(), chunk.to_vec());
+            writers.spawn(async move {
+                for unit in &chunk {
+                    store.write_revision(&demo_revision(&catalog, unit, year)?).await?;
+                }
+                anyhow::Ok(chunk.len())
+            });
+        }
+        while let Some(written) = writers.join_next().await {
+            revisions += written??;
+        }
+        println!("{year}: stored ({revisions} revisions so far, {:.1?})", started.elapsed());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{revisions} revisions in {seconds:.1} s ({:.0} revisions/s)", revisions as f64 / seconds);
+    Ok(())
+}
+
+/// A unit's demo report for a year, read back as the importer reads it, as a revision.
+fn demo_revision(catalog: &Catalog, unit: &UnitCode, year: i32) -> Result<kpi_store::NewRevision> {
+    let bytes = kpi_importer::template::demo_report(catalog, unit, Period::Year(year))?;
+    let report =
+        kpi_importer::parse_workbook("demo.xlsx", &bytes, catalog, &Default::default(), kpi_importer::Lang::En)
+            .map_err(|rejected| anyhow!("the demo report of {unit} is rejected: {:?}", rejected.errors))?;
+    Ok(kpi_store::NewRevision {
+        unit: unit.clone(),
+        period: Period::Year(year),
+        file_name: format!("{}-{year}.xlsx", unit.as_str().to_lowercase()),
+        sha256: kpi_importer::sha256_hex(&bytes),
+        imported_by: "kpi-loadgen".into(),
+        prepared_by: report.prepared_by,
+        prepared_on: report.prepared_on,
+        warnings: Vec::new(),
+        values: report
+            .values
+            .into_iter()
+            .map(|v| kpi_store::NewValue { indicator: v.indicator, figure: v.figure, note: v.note })
+            .collect(),
+    })
 }
 
 fn print_next_steps(out: &Path) {
