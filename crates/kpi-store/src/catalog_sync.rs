@@ -16,7 +16,7 @@ use sea_orm::{
 use crate::connection::{SCHEMA_LOCK_KEY, Store};
 use crate::entity::{indicator, report, report_value, resolution, target, unit, unit_indicator};
 use crate::error::StoreError;
-use crate::snapshot::read_snapshot;
+use crate::snapshot::{CATALOG_VERSION, read_snapshot};
 use crate::totals;
 
 /// Assignments inserted per statement: 2 parameters each, well under SQLite's limit.
@@ -61,6 +61,9 @@ impl Store {
         if !changes.is_empty() || !totals::are_built(&transaction).await? {
             let snapshot = read_snapshot(&transaction).await?;
             totals::rebuild(&transaction, &snapshot).await?;
+            // Every process's cached snapshot sees this within its check interval.
+            let version = format!("{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
+            totals::set_state(&transaction, CATALOG_VERSION, &version).await?;
         }
         transaction.commit().await?;
         self.invalidate_snapshot().await;

@@ -73,10 +73,8 @@ impl Store {
         let totals = totals::read(&self.db, &unit_ids, &indicator_ids, periods).await?;
         let mut kpis = Vec::with_capacity(units.len() * indicators.len() * periods.len());
         for unit in unit_infos {
-            let subtree = snapshot.subtree_units(&unit.definition.code);
             for &indicator in &indicator_infos {
-                let expected = subtree.iter().filter(|u| u.definition.reports.contains(&indicator.definition.code));
-                let expected_units = u32::try_from(expected.count()).unwrap_or(u32::MAX);
+                let expected_units = snapshot.expected_units(unit.id, indicator.id);
                 for &period in periods {
                     let found = totals.get(&(unit.id, indicator.id, period));
                     kpis.push(kpi(&snapshot, unit, indicator, period, found, expected_units));

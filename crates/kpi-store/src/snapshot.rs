@@ -2,8 +2,10 @@
 //!
 //! Every query needs the tree and the indicator definitions; reading them once per request
 //! would cost more than the query itself at national scale (about 11,000 units), so a
-//! snapshot is cached for a few seconds. Replicas converge within that time after another
-//! process loads an edited catalog.
+//! snapshot is cached. Every few seconds one cheap read of the catalog's version (changed by
+//! each catalog load that changes anything) says whether it is still current, so replicas
+//! converge within that time after another process loads an edited catalog, and an unchanged
+//! catalog is never read again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +19,13 @@ use crate::connection::Store;
 use crate::entity::{indicator, resolution, target, unit, unit_indicator};
 use crate::error::StoreError;
 
-/// How long a snapshot is trusted before it is read again.
+/// How long a snapshot is trusted before the catalog's version is checked again.
 const SNAPSHOT_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub(crate) struct CachedSnapshot {
-    loaded_at: Instant,
+    checked_at: Instant,
+    version: Option<String>,
     snapshot: Arc<Snapshot>,
 }
 
@@ -44,6 +47,17 @@ pub struct IndicatorInfo {
     pub definition: IndicatorDef,
 }
 
+impl UnitInfo {
+    /// The ids of the unit and of its ancestors, read from its materialised path.
+    pub(crate) fn self_and_ancestor_ids(&self) -> Result<Vec<i32>, StoreError> {
+        self.path
+            .split('/')
+            .filter(|part| !part.is_empty())
+            .map(|part| part.parse().map_err(|_| corrupt(format!("unit path {:?}", self.path))))
+            .collect()
+    }
+}
+
 /// The whole catalog at one moment, indexed for lookups.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -55,6 +69,8 @@ pub struct Snapshot {
     unit_index: HashMap<UnitCode, usize>,
     indicator_index: HashMap<IndicatorCode, usize>,
     indicator_by_id: HashMap<i32, usize>,
+    /// Per (unit id, indicator id), the units of the subtree whose data set has the indicator.
+    expected: HashMap<(i32, i32), u32>,
 }
 
 impl Snapshot {
@@ -64,6 +80,11 @@ impl Snapshot {
 
     pub fn indicator(&self, code: &IndicatorCode) -> Option<&IndicatorInfo> {
         self.indicator_index.get(code).map(|&i| &self.indicators[i])
+    }
+
+    /// The units of `unit_id`'s subtree whose data set includes `indicator_id`.
+    pub fn expected_units(&self, unit_id: i32, indicator_id: i32) -> u32 {
+        self.expected.get(&(unit_id, indicator_id)).copied().unwrap_or(0)
     }
 
     pub(crate) fn indicator_by_id(&self, id: i32) -> Option<&IndicatorInfo> {
@@ -105,18 +126,40 @@ fn corrupt(what: String) -> StoreError {
 impl Store {
     /// The catalog as stored, at most a few seconds old.
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
-        if let Some(cached) = self.snapshot.read().await.as_ref().filter(|c| c.loaded_at.elapsed() < SNAPSHOT_TTL) {
+        if let Some(cached) = self.snapshot.read().await.as_ref().filter(|c| c.checked_at.elapsed() < SNAPSHOT_TTL) {
+            return Ok(Arc::clone(&cached.snapshot));
+        }
+        let version = catalog_version(&self.db).await?;
+        let mut cache = self.snapshot.write().await;
+        if let Some(cached) = cache.as_mut().filter(|c| c.version == version) {
+            cached.checked_at = Instant::now();
             return Ok(Arc::clone(&cached.snapshot));
         }
         let snapshot = Arc::new(read_snapshot(&self.db).await?);
-        *self.snapshot.write().await =
-            Some(CachedSnapshot { loaded_at: Instant::now(), snapshot: Arc::clone(&snapshot) });
+        *cache = Some(CachedSnapshot { checked_at: Instant::now(), version, snapshot: Arc::clone(&snapshot) });
         Ok(snapshot)
     }
 
     /// Forgets the cached snapshot, after this process changed the catalog.
     pub(crate) async fn invalidate_snapshot(&self) {
         *self.snapshot.write().await = None;
+    }
+}
+
+/// The `store_state` entry that changes with every catalog load that changes something.
+pub(crate) const CATALOG_VERSION: &str = "catalog_version";
+
+/// The stored catalog's version (absent before the first load).
+async fn catalog_version(conn: &impl sea_orm::ConnectionTrait) -> Result<Option<String>, StoreError> {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+    let mut query = Query::select();
+    query
+        .expr(Expr::col(Alias::new("value")))
+        .from(Alias::new("store_state"))
+        .and_where(Expr::col(Alias::new("name")).eq(CATALOG_VERSION));
+    match conn.query_one(&query).await? {
+        Some(row) => Ok(Some(row.try_get_by_index(0)?)),
+        None => Ok(None),
     }
 }
 
@@ -217,7 +260,9 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
         .collect::<Result<Vec<_>, StoreError>>()?;
 
     let tree = UnitTree::new(units.iter().map(|u| (u.definition.code.clone(), u.definition.parent.clone())));
+    let expected = expected_counts(&units, &indicators)?;
     Ok(Snapshot {
+        expected,
         unit_index: units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect(),
         indicator_index: indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect(),
         indicator_by_id,
@@ -227,4 +272,21 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
         resolutions,
         tree,
     })
+}
+
+/// Per (unit id, indicator id), how many units of the unit's subtree report the indicator:
+/// each unit counts for itself and every ancestor on its materialised path.
+fn expected_counts(units: &[UnitInfo], indicators: &[IndicatorInfo]) -> Result<HashMap<(i32, i32), u32>, StoreError> {
+    let indicator_ids: HashMap<&IndicatorCode, i32> = indicators.iter().map(|i| (&i.definition.code, i.id)).collect();
+    let mut expected = HashMap::new();
+    for unit in units {
+        let ancestors = unit.self_and_ancestor_ids()?;
+        for code in &unit.definition.reports {
+            let Some(&indicator_id) = indicator_ids.get(code) else { continue };
+            for &ancestor in &ancestors {
+                *expected.entry((ancestor, indicator_id)).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(expected)
 }

@@ -32,15 +32,6 @@ type FiguresByUnit = HashMap<i32, HashMap<i32, Reported>>;
 /// One pending change to the totals of (unit, indicator, period).
 type Change = (i32, i32, Period, TotalsChange);
 
-/// The ids of a unit and its ancestors, from its materialised path `/1/5/9/`.
-fn self_and_ancestors(unit: &UnitInfo) -> Result<Vec<i32>, StoreError> {
-    unit.path
-        .split('/')
-        .filter(|part| !part.is_empty())
-        .map(|part| part.parse().map_err(|_| StoreError::Corrupt(format!("unit path {:?}", unit.path))))
-        .collect()
-}
-
 /// The current figures of `unit_ids`, for `periods` (every period when `None`).
 pub(crate) async fn current_figures_of(
     conn: &impl ConnectionTrait,
@@ -96,7 +87,7 @@ fn changes_for_unit(
     old: &HashMap<i32, Reported>,
     new: &HashMap<i32, Reported>,
 ) -> Result<Vec<Change>, StoreError> {
-    let ancestors = self_and_ancestors(unit)?;
+    let ancestors = unit.self_and_ancestor_ids()?;
     let empty = Reported::new();
     let mut changes = Vec::new();
     let mut indicator_ids: Vec<i32> = old.keys().chain(new.keys()).copied().collect();
@@ -255,12 +246,17 @@ fn as_changes(total: Totals) -> impl Iterator<Item = TotalsChange> {
 }
 
 async fn mark_built(conn: &impl ConnectionTrait) -> Result<(), StoreError> {
+    set_state(conn, TOTALS_BUILT, "built").await
+}
+
+/// Sets one `store_state` entry.
+pub(crate) async fn set_state(conn: &impl ConnectionTrait, name: &str, value: &str) -> Result<(), StoreError> {
     let mut insert = Query::insert();
     insert
         .into_table(Alias::new("store_state"))
         .columns([Alias::new("name"), Alias::new("value")])
-        .values_panic([TOTALS_BUILT.into(), "built".into()])
-        .on_conflict(OnConflict::column(Alias::new("name")).do_nothing().to_owned());
+        .values_panic([name.into(), value.into()])
+        .on_conflict(OnConflict::column(Alias::new("name")).update_column(Alias::new("value")).to_owned());
     conn.execute(&insert).await?;
     Ok(())
 }
