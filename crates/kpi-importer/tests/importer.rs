@@ -413,6 +413,18 @@ fn hostile_and_broken_files_are_rejected() {
 }
 
 #[test]
+fn workbooks_calamine_reads_are_read_and_encrypted_ones_named() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calamine");
+    for name in ["issue_530.xlsx", "minimal_package.xlsx"] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let sheets = kpi_importer::workbook::read_sheets(&bytes).unwrap_or_else(|p| panic!("{name}: {p:?}"));
+        assert!(sheets.iter().any(|sheet| !sheet.cells.is_empty()), "{name} has cells");
+        assert_eq!(rejected_code(&bytes), "no_report_sheet", "{name} is a workbook, not a report");
+    }
+    assert_eq!(rejected_code(&std::fs::read(dir.join("issue_385.xls")).unwrap()), "password_protected");
+}
+
+#[test]
 fn format_comes_from_the_bytes_not_the_name() {
     let bytes = write_report(&base()).unwrap();
     for name in ["report.xls", "report.ods", "report"] {

@@ -16,6 +16,8 @@ const RATIO_CHECK_FROM: u64 = 1024 * 1024;
 const MAX_ENTRIES: usize = 2_000;
 /// How much of a shared-strings part is kept to read its root element's counts.
 const SST_HEAD_BYTES: u64 = 4096;
+/// How much of the package relationships (`_rels/.rels`) is kept to find the workbook part.
+const RELS_HEAD_BYTES: u64 = 64 * 1024;
 
 /// Detects the format from the bytes and checks zip containers, before any parser runs.
 pub fn sniff(bytes: &[u8]) -> Result<Format, Problem> {
@@ -48,6 +50,39 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, Problem> {
 /// The last component of a zip entry's name, whichever separator its writer used.
 fn part_name(name: &str) -> &str {
     name.rsplit(['/', '\\']).next().unwrap_or(name)
+}
+
+/// A zip entry's name as a package part name: `/` separators (some Windows tools write `\`),
+/// no leading `/`, lowercase (parts are matched case-insensitively, as calamine matches them).
+fn normalized(name: &str) -> String {
+    name.replace('\\', "/").trim_start_matches('/').to_ascii_lowercase()
+}
+
+/// The target of the package's `officeDocument` relationship (the workbook part), if the
+/// relationships say.
+fn office_document(rels: &[u8]) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_reader(rels);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_event_into(&mut buf).ok()? {
+            quick_xml::events::Event::Start(tag) | quick_xml::events::Event::Empty(tag)
+                if tag.local_name().as_ref() == "Relationship" =>
+            {
+                let attribute = |wanted: &str| {
+                    tag.attributes()
+                        .flatten()
+                        .find(|a| a.key.local_name().as_ref() == wanted)
+                        .and_then(|a| quick_xml::escape::unescape(&a.value).ok().map(|v| v.into_owned()))
+                };
+                if attribute("Type").is_some_and(|t| t.ends_with("/relationships/officeDocument")) {
+                    return attribute("Target").map(|target| normalized(&target));
+                }
+            }
+            quick_xml::events::Event::Eof => return None,
+            _ => {}
+        }
+    }
 }
 
 /// Reads an entry to its end, keeping its first `keep` bytes; returns its size and that head.
@@ -109,6 +144,7 @@ fn sniff_zip(bytes: &[u8]) -> Result<Format, Problem> {
     let mut total: u64 = 0;
     let mut names = Vec::with_capacity(archive.len());
     let mut mimetype = String::new();
+    let mut workbook_part = None;
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(|e| not_a_workbook(format!("broken zip entry: {e}")))?;
         let name = entry.name().map_err(|e| not_a_workbook(format!("broken zip entry name: {e}")))?.into_owned();
@@ -123,11 +159,19 @@ fn sniff_zip(bytes: &[u8]) -> Result<Format, Problem> {
         // Inflate for real: the directory may lie.
         let budget = MAX_UNPACKED_BYTES - total;
         let is_shared_strings = part_name(&name).eq_ignore_ascii_case("sharedStrings.xml");
-        let keep = if name == "mimetype" || is_shared_strings { SST_HEAD_BYTES } else { 0 };
+        let is_package_rels = normalized(&name) == "_rels/.rels";
+        let keep = match () {
+            _ if is_package_rels => RELS_HEAD_BYTES,
+            _ if name == "mimetype" || is_shared_strings => SST_HEAD_BYTES,
+            _ => 0,
+        };
         let (actual, head) = inflate((&mut entry).take(budget + 1), keep)
             .map_err(|e| not_a_workbook(format!("broken zip entry {name}: {e}")))?;
         if name == "mimetype" {
             mimetype = String::from_utf8_lossy(&head).into_owned();
+        }
+        if is_package_rels {
+            workbook_part = office_document(&head);
         }
         if is_shared_strings {
             check_shared_string_counts(&name, &head)?;
@@ -141,10 +185,12 @@ fn sniff_zip(bytes: &[u8]) -> Result<Format, Problem> {
         total += actual;
         names.push(name);
     }
-    let has = |wanted: &str| names.iter().any(|n| n.eq_ignore_ascii_case(wanted));
-    if has("xl/workbook.bin") {
+    let has = |wanted: &str| names.iter().any(|n| normalized(n) == wanted);
+    // The package relationships say where the workbook is; `xl/` is only the usual place.
+    let workbook = workbook_part.filter(|part| has(part));
+    if has("xl/workbook.bin") || workbook.as_deref().is_some_and(|part| part.ends_with(".bin")) {
         Ok(Format::Xlsb)
-    } else if has("xl/workbook.xml") {
+    } else if has("xl/workbook.xml") || workbook.is_some() {
         Ok(Format::Xlsx)
     } else if has("content.xml") && (mimetype.contains("opendocument.spreadsheet") || mimetype.is_empty()) {
         check_ods_grid(bytes)?;

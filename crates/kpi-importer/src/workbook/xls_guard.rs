@@ -14,6 +14,8 @@ use crate::issues::Problem;
 const BOF: u16 = 0x0809;
 const EOF: u16 = 0x000A;
 const BOUND_SHEET: u16 = 0x0085;
+/// FILEPASS: the workbook is encrypted with a password.
+const FILE_PASS: u16 = 0x002F;
 const DIMENSIONS: u16 = 0x0200;
 const MULRK: u16 = 0x00BD;
 /// Cell records calamine keeps: NUMBER, LABEL, RSTRING, BOOLERR, RK, LABELSST, FORMULA, MULRK.
@@ -48,10 +50,14 @@ fn u32_at(data: &[u8], at: usize) -> Option<u32> {
     data.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// Refuses an `.xls` workbook any of whose sheets declares or spans more than
-/// [`MAX_XLS_GRID`] cells, or whose sheet offsets point outside the stream.
+/// Refuses an encrypted `.xls` workbook (a FILEPASS record in its globals), and one any of
+/// whose sheets declares or spans more than [`MAX_XLS_GRID`] cells, or whose sheet offsets
+/// point outside the stream.
 pub(super) fn check_xls_grid(bytes: &[u8]) -> Result<(), Problem> {
     let stream = workbook_stream(bytes)?;
+    if records(&stream, 0).take_while(|record| record.kind != EOF).any(|record| record.kind == FILE_PASS) {
+        return Err(Problem::PasswordProtected);
+    }
     for offset in sheet_offsets(&stream) {
         if offset >= stream.len() {
             let detail = format!("a sheet starts at byte {offset}, beyond the {}-byte workbook stream", stream.len());
