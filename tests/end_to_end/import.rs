@@ -147,3 +147,23 @@ async fn a_cancelled_upload_kills_its_parse_worker() {
     }
     assert!(gone, "the cancelled upload's worker is killed, so no core stays busy");
 }
+
+/// Uploads are validated against the catalog the store holds, so a unit another replica
+/// added is accepted here without a restart (after the snapshot's check interval, 10 s).
+#[tokio::test]
+async fn uploads_use_the_catalog_another_replica_loaded() {
+    let app = spawn_app().await;
+    let bytes = report("XANHMOI", "Năm 2022", &[("A01", Cell::Value(12.0))]);
+    let before = app.upload("xanhmoi-2022.xlsx", &bytes, true).await.unwrap();
+    assert_eq!(before.errors[0].code, "unknown_unit");
+
+    let edited = format!(
+        "{}\n[[units]]\ncode = \"XANHMOI\"\nname = \"Xã Xanh Mới\"\nkind = \"commune\"\nparent = \"PACNAM\"\n",
+        kpi_store::SHIPPED_CATALOG
+    );
+    let other_replica = kpi_store::Store::connect(&app.database.url).await.unwrap();
+    other_replica.load_catalog(&kpi_core::Catalog::from_toml(&edited).unwrap()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    let after = app.upload("xanhmoi-2022.xlsx", &bytes, false).await.unwrap();
+    assert_eq!((after.status.as_str(), after.unit.as_str()), ("accepted", "XANHMOI"), "{:?}", after.errors);
+}

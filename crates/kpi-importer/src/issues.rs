@@ -281,9 +281,9 @@ impl Problem {
             }
             Problem::MissingUnit => {
                 if vi {
-                    "thiếu \"Mã đơn vị\" phía trên dòng tiêu đề (hoặc dùng --unit)".to_owned()
+                    "thiếu \"Mã đơn vị\" phía trên dòng tiêu đề".to_owned()
                 } else {
-                    "no \"Mã đơn vị\" (unit code) above the header row (or use --unit)".to_owned()
+                    "no \"Mã đơn vị\" (unit code) above the header row".to_owned()
                 }
             }
             Problem::UnknownUnit { found } => {
@@ -295,9 +295,9 @@ impl Problem {
             }
             Problem::MissingPeriod => {
                 if vi {
-                    "thiếu \"Kỳ báo cáo\" phía trên dòng tiêu đề (hoặc dùng --period)".to_owned()
+                    "thiếu \"Kỳ báo cáo\" phía trên dòng tiêu đề".to_owned()
                 } else {
-                    "no \"Kỳ báo cáo\" (period) above the header row (or use --period)".to_owned()
+                    "no \"Kỳ báo cáo\" (period) above the header row".to_owned()
                 }
             }
             Problem::BadPeriod { found } => {

@@ -1,9 +1,6 @@
 //! `kpi.v1.ImportService`: uploading one workbook, imported by the importer's own pipeline
 //! (`kpi_importer::import_file`), never a second implementation.
 
-use std::sync::Arc;
-
-use kpi_core::Catalog;
 use kpi_importer::{FileReport, ImportOptions, Issue, Lang, SheetReader};
 use kpi_proto::v1;
 use kpi_proto::v1::import_service_server::ImportService;
@@ -24,13 +21,12 @@ pub struct ImportApi {
     store: Store,
     /// The parse workers: an upload's bytes are read there, never in the server's process.
     reader: SheetReader,
-    catalog: Arc<Catalog>,
     max_upload_bytes: usize,
 }
 
 impl ImportApi {
-    pub fn new(store: Store, reader: SheetReader, catalog: Arc<Catalog>, max_upload_bytes: usize) -> Self {
-        ImportApi { store, reader, catalog, max_upload_bytes }
+    pub fn new(store: Store, reader: SheetReader, max_upload_bytes: usize) -> Self {
+        ImportApi { store, reader, max_upload_bytes }
     }
 
     async fn import(
@@ -69,8 +65,10 @@ impl ImportApi {
         if file_name.trim().is_empty() {
             return Err(ApiError::invalid("file_name", "the first chunk must name the file"));
         }
-        let report =
-            kpi_importer::import_file(&self.store, &self.reader, &self.catalog, &file_name, data, &options).await?;
+        // The catalog the store holds now, as queries see it (another replica may have loaded
+        // an edited one since this server started).
+        let catalog = self.store.snapshot().await?.catalog()?;
+        let report = kpi_importer::import_file(&self.store, &self.reader, &catalog, &file_name, data, &options).await?;
         tracing::info!(file = %report.path, status = report.status.as_str(), "workbook uploaded");
         Ok(import_result(report))
     }

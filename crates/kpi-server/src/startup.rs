@@ -6,7 +6,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use kpi_proto::v1::import_service_server::ImportServiceServer;
 use kpi_proto::v1::kpi_service_server::KpiServiceServer;
@@ -50,7 +49,6 @@ pub struct Application {
     local_addr: SocketAddr,
     store: Store,
     tokens: Tokens,
-    catalog: Arc<kpi_core::Catalog>,
     reader: kpi_importer::SheetReader,
 }
 
@@ -78,7 +76,7 @@ impl Application {
             resolution = %catalog.resolution.code,
             "kpi-server ready"
         );
-        Ok(Application { config, listener, local_addr, store, tokens, catalog: Arc::new(catalog), reader })
+        Ok(Application { config, listener, local_addr, store, tokens, reader })
     }
 
     /// The address actually bound (with the real port when port 0 was asked for).
@@ -100,12 +98,7 @@ impl Application {
             .build_v1alpha()?;
         let kpi = KpiServiceServer::with_interceptor(KpiApi::new(self.store.clone()), self.tokens.require(Role::Read));
         let import = ImportServiceServer::with_interceptor(
-            ImportApi::new(
-                self.store.clone(),
-                self.reader.clone(),
-                Arc::clone(&self.catalog),
-                self.config.max_upload_bytes,
-            ),
+            ImportApi::new(self.store.clone(), self.reader.clone(), self.config.max_upload_bytes),
             self.tokens.require(Role::Import),
         );
 

@@ -71,6 +71,8 @@ pub struct Snapshot {
     indicator_by_id: HashMap<i32, usize>,
     /// Per (unit id, indicator id), the units of the subtree whose data set has the indicator.
     expected: HashMap<(i32, i32), u32>,
+    /// The same catalog in kpi-core's form, for validating uploads against what queries see.
+    catalog: Option<Arc<kpi_core::Catalog>>,
 }
 
 impl Snapshot {
@@ -80,6 +82,12 @@ impl Snapshot {
 
     pub fn indicator(&self, code: &IndicatorCode) -> Option<&IndicatorInfo> {
         self.indicator_index.get(code).map(|&i| &self.indicators[i])
+    }
+
+    /// The stored catalog as kpi-core's `Catalog` (none before the first catalog load): what
+    /// the import pipeline validates against, so uploads and queries share one catalog.
+    pub fn catalog(&self) -> Result<Arc<kpi_core::Catalog>, StoreError> {
+        self.catalog.clone().ok_or_else(|| corrupt("no catalog has been loaded".into()))
     }
 
     /// The units of `unit_id`'s subtree whose data set includes `indicator_id`.
@@ -261,8 +269,17 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
 
     let tree = UnitTree::new(units.iter().map(|u| (u.definition.code.clone(), u.definition.parent.clone())));
     let expected = expected_counts(&units, &indicators)?;
+    let catalog = resolutions.first().map(|resolution| {
+        Arc::new(kpi_core::Catalog {
+            resolution: resolution.clone(),
+            units: units.iter().map(|u| u.definition.clone()).collect(),
+            indicators: indicators.iter().map(|i| i.definition.clone()).collect(),
+            targets: targets.clone(),
+        })
+    });
     Ok(Snapshot {
         expected,
+        catalog,
         unit_index: units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect(),
         indicator_index: indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect(),
         indicator_by_id,
