@@ -66,6 +66,10 @@ pub struct BatchReport {
     pub files: Vec<FileReport>,
     /// Per period seen in the batch, the expected units that have no report.
     pub missing: BTreeMap<String, Vec<String>>,
+    /// Per period, the missing units counted by parent, most first (for the summary; the JSON
+    /// keeps the full lists above).
+    #[serde(skip)]
+    pub missing_by_parent: BTreeMap<String, Vec<(String, usize)>>,
     /// Why the batch stopped early (the database or the reader failed); the files it did not
     /// store are listed as `not_stored`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -352,7 +356,7 @@ fn stopped_before_storing(paths: Vec<String>, error: &ImportError, lang: Lang) -
     let problem = Problem::ReaderFailed { detail: reason.clone() };
     let files =
         paths.into_iter().map(|path| ParsedFile::refused(path, String::new(), &problem, lang).not_stored()).collect();
-    BatchReport { files, missing: BTreeMap::new(), stopped: Some(reason) }
+    BatchReport { files, stopped: Some(reason), ..BatchReport::default() }
 }
 
 /// Stores each file in its own transaction, printing a line per file; after a database
@@ -402,6 +406,15 @@ async fn list_missing(store: &Store, report: &mut BatchReport, dry_run: bool) ->
                 .collect();
             missing.retain(|unit| !present.contains(unit.as_str()));
         }
+        let snapshot = store.snapshot().await?;
+        let mut by_parent: BTreeMap<String, usize> = BTreeMap::new();
+        for unit in &missing {
+            let parent = snapshot.unit(unit).and_then(|u| u.definition.parent.as_ref());
+            *by_parent.entry(parent.map_or_else(|| "-".to_owned(), ToString::to_string)).or_default() += 1;
+        }
+        let mut by_parent: Vec<(String, usize)> = by_parent.into_iter().collect();
+        by_parent.sort_by(|(a, m), (b, n)| n.cmp(m).then_with(|| a.cmp(b)));
+        report.missing_by_parent.insert(code.clone(), by_parent);
         report.missing.insert(code, missing.iter().map(|u| u.to_string()).collect());
     }
     Ok(())
@@ -480,7 +493,14 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
     out.push('\n');
     out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
     out.push('\n');
+    // A large batch printed a line per file as it went: the table keeps the files to act on.
+    let full = report.files.len() <= FULL_TABLE_UP_TO;
+    let mut clean = 0;
     for (row, file) in rows.iter().zip(&report.files) {
+        if !full && file.errors.is_empty() && file.warnings.is_empty() && file.status != Status::NotStored {
+            clean += 1;
+            continue;
+        }
         out.push_str(&line(row));
         out.push('\n');
         for error in &file.errors {
@@ -489,6 +509,13 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
         for warning in &file.warnings {
             out.push_str(&format!("    ! [{}] {}\n", warning.code, warning.message));
         }
+    }
+    if clean > 0 {
+        out.push_str(&if vi {
+            format!("… và {clean} tệp không lỗi, không cảnh báo (đã in ở trên; đủ trong --report-json)\n")
+        } else {
+            format!("… and {clean} files without errors or warnings (printed above; all in --report-json)\n")
+        });
     }
     let count = |status: Status| report.files.iter().filter(|f| f.status == status).count();
     let (accepted, revised, unchanged, rejected) =
@@ -511,8 +538,11 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
         out.push_str(if vi { "  (không có kỳ nào đọc được)\n" } else { "  (no period could be read)\n" });
     }
     for (period, units) in &report.missing {
-        let list = if units.is_empty() { (if vi { "(đủ)" } else { "(none)" }).to_owned() } else { units.join(", ") };
-        out.push_str(&format!("  {period}: {list}\n"));
+        out.push_str(&format!("  {period}: {}\n", missing_line(units, lang)));
+        if units.len() > LISTED_UNITS {
+            let parents = report.missing_by_parent.get(period).map(Vec::as_slice).unwrap_or_default();
+            out.push_str(&format!("    {}\n", parents_line(parents, lang)));
+        }
     }
     if let Some(reason) = &report.stopped {
         let not_stored = count(Status::NotStored);
@@ -523,6 +553,45 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
         });
     }
     out
+}
+
+/// Files up to which the summary table lists every file.
+const FULL_TABLE_UP_TO: usize = 50;
+/// Missing units listed by code per period before the rest are counted.
+const LISTED_UNITS: usize = 12;
+/// Parents listed with their counts of missing units.
+const LISTED_PARENTS: usize = 8;
+
+/// A period's missing units: all of them when few, else the first few and a count.
+fn missing_line(units: &[String], lang: Lang) -> String {
+    let vi = lang == Lang::Vi;
+    match units.len() {
+        0 => (if vi { "(đủ)" } else { "(none)" }).to_owned(),
+        n if n <= LISTED_UNITS => units.join(", "),
+        n => {
+            let first = units[..LISTED_UNITS].join(", ");
+            let rest = n - LISTED_UNITS;
+            if vi {
+                format!("{n} đơn vị: {first}, … và {rest} đơn vị khác")
+            } else {
+                format!("{n} units: {first}, … and {rest} more")
+            }
+        }
+    }
+}
+
+/// The parents with the most missing units, with their counts.
+fn parents_line(parents: &[(String, usize)], lang: Lang) -> String {
+    let listed: Vec<String> =
+        parents.iter().take(LISTED_PARENTS).map(|(parent, count)| format!("{parent} ({count})")).collect();
+    let more = parents.len().saturating_sub(LISTED_PARENTS);
+    let tail = match (more, lang) {
+        (0, _) => String::new(),
+        (n, Lang::Vi) => format!(", … và {n} đơn vị cấp trên khác"),
+        (n, Lang::En) => format!(", … and {n} more parents"),
+    };
+    let label = if lang == Lang::Vi { "theo đơn vị cấp trên" } else { "by parent" };
+    format!("{label}: {}{tail}", listed.join(", "))
 }
 
 /// Prints to stdout, ignoring a closed pipe (`kpi-import … | head`): the files are already
@@ -538,4 +607,42 @@ pub fn write_json(report: &BatchReport, path: &Path) -> Result<(), BatchError> {
     let output = |source| BatchError::Output { path: path.to_owned(), source };
     let json = serde_json::to_vec_pretty(report).map_err(|e| output(std::io::Error::other(e)))?;
     std::fs::write(path, json).map_err(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(index: usize, status: Status) -> FileReport {
+        FileReport {
+            path: format!("f{index}.xlsx"),
+            status,
+            unit: None,
+            period: None,
+            revision: None,
+            sha256: String::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_national_summary_stays_readable() {
+        let mut files: Vec<FileReport> = (0..60).map(|i| file(i, Status::Accepted)).collect();
+        files.push(file(60, Status::NotStored));
+        let missing: Vec<String> = (0..100).map(|i| format!("U{i:03}")).collect();
+        let by_parent: Vec<(String, usize)> = (0..10).map(|p| (format!("P{p}"), 10)).collect();
+        let report = BatchReport {
+            files,
+            missing: [("2025".to_owned(), missing)].into(),
+            missing_by_parent: [("2025".to_owned(), by_parent)].into(),
+            stopped: None,
+        };
+        let text = render_summary(&report, Lang::En);
+        assert!(text.contains("f60.xlsx") && !text.contains("f59.xlsx"), "{text}");
+        assert!(text.contains("… and 60 files without errors or warnings"), "{text}");
+        assert!(text.contains("2025: 100 units: U000, U001,") && text.contains("U011, … and 88 more"), "{text}");
+        assert!(!text.contains("U012"), "{text}");
+        assert!(text.contains("by parent: P0 (10), P1 (10),") && text.contains("… and 2 more parents"), "{text}");
+    }
 }

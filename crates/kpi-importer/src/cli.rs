@@ -140,6 +140,9 @@ impl Cli {
                 // The catalog is configuration, not report data: every command applies it
                 // (idempotently), dry runs included, so their predictions see the same units.
                 store.load_catalog(&catalog).await?;
+                // Validate against the catalog as the store holds it: the one source that
+                // queries and the server's uploads use too.
+                let catalog = store.snapshot().await?.catalog()?;
                 let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
                 let reader = SheetReader::start(WorkerCommand::current_exe()?, args.isolation.config(jobs)).await?;
                 let options = BatchOptions {
