@@ -1,20 +1,19 @@
 //! The importer of commune report workbooks: reads hand-made Excel/ODS reports, checks them
 //! against the report contract (docs/report-format.md) and stores each file as one revision.
 //!
-//! Library first: the `kpi-import` binary and the server's upload service call the same
-//! functions. [`import_file`] handles one file end to end; [`parse_file`] is the reading half
+//! A library, apart from any front end: the `kpi-import` command line (crate `kpi-import`)
+//! and the server's upload service call the same functions, and nothing here knows of
+//! arguments, terminals or progress bars. [`import_file`] handles one file end to end; [`parse_file`] is the reading half
 //! (cells from a [`SheetReader`], then the report rules) and [`store_file`] the database half.
 //!
 //! - [`isolation`]: worker processes with OS limits, where untrusted bytes are read;
 //! - [`workbook`]: bytes → sparse cells, refusing hostile files cheaply;
 //! - [`report`]: cells → a validated report, or every error of the file;
 //! - [`issues`]: error codes and their Vietnamese and English messages;
-//! - [`batch`]: files, folders and zips, parallel parsing, the summary and the JSON report;
-//! - [`template`]: the blank template, demo data and test workbooks;
-//! - [`cli`]: the command line.
+//! - [`batch`]: files, folders and zips, parallel parsing, storing, the batch's report;
+//! - [`template`]: the blank template, demo data and test workbooks.
 
 pub mod batch;
-pub mod cli;
 #[cfg(feature = "test-support")]
 pub mod hostile;
 pub mod isolation;

@@ -260,7 +260,7 @@ async fn mutated_workbooks_are_accepted_or_rejected_never_fatal() {
     let xlsx = demo_report(&catalog, &UnitCode::parse("BOCBO").unwrap(), Period::Year(2023)).unwrap();
     let sheets = read_sheets(&xlsx).unwrap();
     let seeds = Arc::new(vec![xlsx, hostile::xls_from_cells(&sheets), hostile::ods_from_cells(&sheets)]);
-    let command = WorkerCommand::binary(env!("CARGO_BIN_EXE_kpi-import"));
+    let command = WorkerCommand::binary(env!("CARGO_BIN_EXE_kpi-parse-worker"));
     let reader = SheetReader::start(command, IsolationConfig::default()).await.unwrap();
 
     let mut tasks = tokio::task::JoinSet::new();

@@ -1,8 +1,8 @@
 //! One bad file is one rejected file: every hostile class of issue #12 is rejected with its
 //! own code, alone and inside a batch of good files; a worker that runs out of memory, misses
-//! its deadline or loses its caller is killed and replaced; and a batch the database stops
-//! still writes its JSON report. Workbooks are read by parse workers of the real `kpi-import`
-//! binary, as in production.
+//! its deadline or loses its caller is killed and replaced. Workbooks are read by parse
+//! workers (`kpi-parse-worker`) with the limits the programs use. (A batch the database stops
+//! is tested with the command line, in crates/kpi-import/tests/cli.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kpi_core::{Catalog, Period, UnitCode};
-use kpi_importer::batch::{BatchOptions, collect_inputs, run_batch};
+use kpi_importer::batch::{BatchOptions, Silent, collect_inputs, run_batch};
 use kpi_importer::hostile::{self, hostile_files, processes_running, silent_worker};
 use kpi_importer::template::demo_report;
 use kpi_importer::workbook::read_sheets;
@@ -32,12 +32,12 @@ fn demo(unit: &str, year: i32) -> Vec<u8> {
     demo_report(&catalog(), &UnitCode::parse(unit).unwrap(), Period::Year(year)).unwrap()
 }
 
-fn kpi_import() -> WorkerCommand {
-    WorkerCommand::binary(env!("CARGO_BIN_EXE_kpi-import"))
+fn kpi_parse_worker() -> WorkerCommand {
+    WorkerCommand::binary(env!("CARGO_BIN_EXE_kpi-parse-worker"))
 }
 
 async fn reader_with(config: IsolationConfig) -> SheetReader {
-    SheetReader::start(kpi_import(), config).await.unwrap()
+    SheetReader::start(kpi_parse_worker(), config).await.unwrap()
 }
 
 /// The codes of a file's errors, read through `reader`.
@@ -114,7 +114,7 @@ async fn hostile_files_in_a_batch_leave_the_good_ones_accepted() {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
-    let batch = BatchOptions { import: options(), jobs: 2, progress: false };
+    let batch = BatchOptions { import: options(), jobs: 2, progress: Arc::new(Silent) };
     let report = run_batch(&store, &reader, &catalog, inputs, &batch).await;
     assert_eq!(report.stopped, None);
     for file in &report.files {
@@ -169,68 +169,4 @@ async fn a_cancelled_read_kills_its_worker() {
     let read = reader.read(Arc::new(demo("BOCBO", 2023)));
     assert!(tokio::time::timeout(Duration::from_millis(500), read).await.is_err(), "the stand-in never answers");
     assert!(gone(marker).await, "dropping the read kills its worker");
-}
-
-/// Makes the database fail on the revision of one file, as if it went away mid-batch.
-async fn fail_on_file(url: &str, file_name: &str) {
-    use sea_orm::ConnectionTrait;
-    let db = sea_orm::Database::connect(url).await.unwrap();
-    let sql = if url.starts_with("sqlite") {
-        vec![format!(
-            "CREATE TRIGGER outage BEFORE INSERT ON revisions WHEN NEW.file_name = '{file_name}' \
-             BEGIN SELECT RAISE(ABORT, 'the database went away'); END"
-        )]
-    } else {
-        vec![
-            format!(
-                "CREATE FUNCTION outage() RETURNS trigger AS $$ BEGIN IF NEW.file_name = '{file_name}' THEN \
-                 RAISE EXCEPTION 'the database went away'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
-            ),
-            "CREATE TRIGGER outage BEFORE INSERT ON revisions FOR EACH ROW EXECUTE FUNCTION outage()".to_owned(),
-        ]
-    };
-    for statement in sql {
-        db.execute_unprepared(&statement).await.unwrap();
-    }
-}
-
-#[tokio::test]
-async fn a_batch_stopped_by_the_database_still_writes_its_report() {
-    let db = TestDatabase::new().await;
-    let store = Store::connect(&db.url).await.unwrap();
-    store.load_catalog(&catalog()).await.unwrap();
-    fail_on_file(&db.url, "b-pnv.xlsx").await;
-    let dir = temp_dir("outage");
-    std::fs::write(dir.join("a-bocbo.xlsx"), demo("BOCBO", 2023)).unwrap();
-    std::fs::write(dir.join("b-pnv.xlsx"), demo("PNV", 2023)).unwrap();
-    std::fs::write(dir.join("c-colinh.xlsx"), demo("COLINH", 2023)).unwrap();
-    std::fs::write(dir.join("d-broken.xlsx"), b"not a workbook").unwrap();
-    let json_path = dir.join("report.json");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kpi-import"))
-        .args(["--lang", "en", "import", dir.to_str().unwrap(), "--report-json", json_path.to_str().unwrap()])
-        .env("DATABASE_URL", &db.url)
-        .env_remove("KPI_CATALOG")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    let statuses: Vec<(&str, &str)> = json["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["path"].as_str().unwrap().rsplit('/').next().unwrap(), f["status"].as_str().unwrap()))
-        .collect();
-    assert_eq!(
-        statuses,
-        vec![
-            ("a-bocbo.xlsx", "accepted"),
-            ("b-pnv.xlsx", "not_stored"),
-            ("c-colinh.xlsx", "not_stored"),
-            ("d-broken.xlsx", "rejected")
-        ]
-    );
-    assert!(json["stopped"].as_str().unwrap().contains("went away"), "{}", json["stopped"]);
-    assert!(store.current_revision(&UnitCode::parse("BOCBO").unwrap(), Period::Year(2023)).await.unwrap().is_some());
-    assert!(store.current_revision(&UnitCode::parse("COLINH").unwrap(), Period::Year(2023)).await.unwrap().is_none());
-    std::fs::remove_dir_all(&dir).ok();
 }

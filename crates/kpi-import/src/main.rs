@@ -6,7 +6,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kpi_importer::cli::Cli;
+
+use crate::cli::Cli;
+
+mod cli;
+mod progress;
+mod summary;
 
 fn main() -> ExitCode {
     if let Some(exit) = kpi_importer::isolation::serve_if_worker() {

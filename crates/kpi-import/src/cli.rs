@@ -8,10 +8,12 @@ use clap::{Args, Parser, Subcommand};
 use kpi_core::{Period, UnitCode};
 use kpi_store::{Store, StoreError};
 
-use crate::batch::{BatchError, BatchOptions, collect_inputs, render_summary, run_batch, say, write_json};
-use crate::issues::Lang;
-use crate::template::{TemplateError, template, write_demo_data};
-use crate::{ImportOptions, IsolationConfig, SheetReader, WorkerCommand, WorkerError};
+use kpi_importer::batch::{BatchError, BatchOptions, collect_inputs, run_batch, write_json};
+use kpi_importer::template::{TemplateError, template, write_demo_data};
+use kpi_importer::{ImportOptions, IsolationConfig, Lang, SheetReader, WorkerCommand, WorkerError};
+
+use crate::progress::Terminal;
+use crate::summary::{render_summary, say};
 
 /// Imports commune report workbooks into the KPI database.
 #[derive(Debug, Parser)]
@@ -21,7 +23,7 @@ pub struct Cli {
     #[arg(long, env = "KPI_CATALOG", global = true)]
     pub catalog: Option<PathBuf>,
     /// Language of messages.
-    #[arg(long, env = "KPI_LANG", value_enum, default_value = "vi", global = true)]
+    #[arg(long, env = "KPI_LANG", default_value = "vi", global = true)]
     pub lang: Lang,
     #[command(subcommand)]
     pub command: Command,
@@ -154,7 +156,11 @@ impl Cli {
                         lang: self.lang,
                     },
                     jobs,
-                    progress: std::io::stderr().is_terminal(),
+                    progress: std::sync::Arc::new(Terminal::new(
+                        inputs.len(),
+                        std::io::stderr().is_terminal(),
+                        self.lang,
+                    )),
                 };
                 let report = run_batch(&store, &reader, &catalog, inputs, &options).await;
                 say(&format!("\n{}", render_summary(&report, self.lang)));

@@ -1,0 +1,226 @@
+//! What `kpi-import` prints: a line per file as the batch goes, and the end-of-run summary
+//! (a table of the files to act on, the errors of rejected files, totals, and the missing units
+//! per period, counted by parent when there are many).
+
+use kpi_importer::batch::BatchReport;
+use kpi_importer::{FileReport, Lang, Status};
+
+fn status_label(status: Status, lang: Lang) -> &'static str {
+    match (status, lang) {
+        (Status::Accepted, Lang::Vi) => "mới",
+        (Status::Revised, Lang::Vi) => "sửa đổi",
+        (Status::Unchanged, Lang::Vi) => "không đổi",
+        (Status::Rejected, Lang::Vi) => "từ chối",
+        (Status::NotStored, Lang::Vi) => "chưa lưu",
+        (status, Lang::En) => status.as_str(),
+    }
+}
+
+/// The line printed as each file is processed.
+pub fn file_line(file: &FileReport, lang: Lang) -> String {
+    let what = match (&file.unit, &file.period) {
+        (Some(unit), Some(period)) => format!(" {unit} {period}"),
+        (Some(unit), None) => format!(" {unit}"),
+        _ => String::new(),
+    };
+    let revision = match (file.status, file.revision, lang) {
+        (Status::Rejected, _, Lang::Vi) => format!(", {} lỗi", file.errors.len()),
+        (Status::Rejected, _, Lang::En) => format!(", {} error(s)", file.errors.len()),
+        (_, Some(n), Lang::Vi) => format!(", lần {n}"),
+        (_, Some(n), Lang::En) => format!(", revision {n}"),
+        (_, None, _) => String::new(),
+    };
+    format!("[{}] {}{what}{revision}", status_label(file.status, lang), file.path)
+}
+
+/// The end-of-run summary: a table of files, the errors of rejected files, totals, and the
+/// missing units per period.
+pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
+    let vi = lang == Lang::Vi;
+    let head = if vi {
+        ["Tệp", "Kết quả", "Đơn vị", "Kỳ", "Lần", "Lỗi", "Cảnh báo"]
+    } else {
+        ["File", "Status", "Unit", "Period", "Rev", "Errors", "Warnings"]
+    };
+    let rows: Vec<[String; 7]> = report
+        .files
+        .iter()
+        .map(|f| {
+            [
+                f.path.clone(),
+                status_label(f.status, lang).to_owned(),
+                f.unit.clone().unwrap_or_else(|| "-".into()),
+                f.period.clone().unwrap_or_else(|| "-".into()),
+                f.revision.map_or_else(|| "-".into(), |n| n.to_string()),
+                f.errors.len().to_string(),
+                f.warnings.len().to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = head.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.chars().count())))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut out = String::new();
+    out.push_str(&line(&head.map(str::to_owned)));
+    out.push('\n');
+    out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+    out.push('\n');
+    // A large batch printed a line per file as it went: the table keeps the files to act on.
+    let full = report.files.len() <= FULL_TABLE_UP_TO;
+    let mut clean = 0;
+    for (row, file) in rows.iter().zip(&report.files) {
+        if !full && file.errors.is_empty() && file.warnings.is_empty() && file.status != Status::NotStored {
+            clean += 1;
+            continue;
+        }
+        out.push_str(&line(row));
+        out.push('\n');
+        for error in &file.errors {
+            out.push_str(&format!("    ✗ [{}] {}\n", error.code, error.message));
+        }
+        for warning in &file.warnings {
+            out.push_str(&format!("    ! [{}] {}\n", warning.code, warning.message));
+        }
+    }
+    if clean > 0 {
+        out.push_str(&if vi {
+            format!("… và {clean} tệp không lỗi, không cảnh báo (đã in ở trên; đủ trong --report-json)\n")
+        } else {
+            format!("… and {clean} files without errors or warnings (printed above; all in --report-json)\n")
+        });
+    }
+    let count = |status: Status| report.files.iter().filter(|f| f.status == status).count();
+    let (accepted, revised, unchanged, rejected) =
+        (count(Status::Accepted), count(Status::Revised), count(Status::Unchanged), count(Status::Rejected));
+    out.push('\n');
+    if vi {
+        out.push_str(&format!(
+            "Tổng: {} tệp: {accepted} mới, {revised} sửa đổi, {unchanged} không đổi, {rejected} từ chối\n",
+            report.files.len()
+        ));
+        out.push_str("Đơn vị chưa báo cáo:\n");
+    } else {
+        out.push_str(&format!(
+            "Total: {} files: {accepted} accepted, {revised} revised, {unchanged} unchanged, {rejected} rejected\n",
+            report.files.len()
+        ));
+        out.push_str("Units still missing:\n");
+    }
+    if report.missing.is_empty() {
+        out.push_str(if vi { "  (không có kỳ nào đọc được)\n" } else { "  (no period could be read)\n" });
+    }
+    for (period, units) in &report.missing {
+        out.push_str(&format!("  {period}: {}\n", missing_line(units, lang)));
+        if units.len() > LISTED_UNITS {
+            let parents = report.missing_by_parent.get(period).map(Vec::as_slice).unwrap_or_default();
+            out.push_str(&format!("    {}\n", parents_line(parents, lang)));
+        }
+    }
+    if let Some(reason) = &report.stopped {
+        let not_stored = count(Status::NotStored);
+        out.push_str(&if vi {
+            format!("\nĐã dừng giữa chừng ({reason}); {not_stored} tệp chưa được lưu\n")
+        } else {
+            format!("\nStopped early ({reason}); {not_stored} file(s) not stored\n")
+        });
+    }
+    out
+}
+
+/// Files up to which the summary table lists every file.
+const FULL_TABLE_UP_TO: usize = 50;
+/// Missing units listed by code per period before the rest are counted.
+const LISTED_UNITS: usize = 12;
+/// Parents listed with their counts of missing units.
+const LISTED_PARENTS: usize = 8;
+
+/// A period's missing units: all of them when few, else the first few and a count.
+fn missing_line(units: &[String], lang: Lang) -> String {
+    let vi = lang == Lang::Vi;
+    match units.len() {
+        0 => (if vi { "(đủ)" } else { "(none)" }).to_owned(),
+        n if n <= LISTED_UNITS => units.join(", "),
+        n => {
+            let first = units[..LISTED_UNITS].join(", ");
+            let rest = n - LISTED_UNITS;
+            if vi {
+                format!("{n} đơn vị: {first}, … và {rest} đơn vị khác")
+            } else {
+                format!("{n} units: {first}, … and {rest} more")
+            }
+        }
+    }
+}
+
+/// The parents with the most missing units, with their counts.
+fn parents_line(parents: &[(String, usize)], lang: Lang) -> String {
+    let listed: Vec<String> =
+        parents.iter().take(LISTED_PARENTS).map(|(parent, count)| format!("{parent} ({count})")).collect();
+    let more = parents.len().saturating_sub(LISTED_PARENTS);
+    let tail = match (more, lang) {
+        (0, _) => String::new(),
+        (n, Lang::Vi) => format!(", … và {n} đơn vị cấp trên khác"),
+        (n, Lang::En) => format!(", … and {n} more parents"),
+    };
+    let label = if lang == Lang::Vi { "theo đơn vị cấp trên" } else { "by parent" };
+    format!("{label}: {}{tail}", listed.join(", "))
+}
+
+/// Prints to stdout, ignoring a closed pipe (`kpi-import … | head`): the files are already
+/// stored, and a print must never turn that into a panic.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(index: usize, status: Status) -> FileReport {
+        FileReport {
+            path: format!("f{index}.xlsx"),
+            status,
+            unit: None,
+            period: None,
+            revision: None,
+            sha256: String::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_national_summary_stays_readable() {
+        let mut files: Vec<FileReport> = (0..60).map(|i| file(i, Status::Accepted)).collect();
+        files.push(file(60, Status::NotStored));
+        let missing: Vec<String> = (0..100).map(|i| format!("U{i:03}")).collect();
+        let by_parent: Vec<(String, usize)> = (0..10).map(|p| (format!("P{p}"), 10)).collect();
+        let report = BatchReport {
+            files,
+            missing: [("2025".to_owned(), missing)].into(),
+            missing_by_parent: [("2025".to_owned(), by_parent)].into(),
+            stopped: None,
+        };
+        let text = render_summary(&report, Lang::En);
+        assert!(text.contains("f60.xlsx") && !text.contains("f59.xlsx"), "{text}");
+        assert!(text.contains("… and 60 files without errors or warnings"), "{text}");
+        assert!(text.contains("2025: 100 units: U000, U001,") && text.contains("U011, … and 88 more"), "{text}");
+        assert!(!text.contains("U012"), "{text}");
+        assert!(text.contains("by parent: P0 (10), P1 (10),") && text.contains("… and 2 more parents"), "{text}");
+    }
+}
