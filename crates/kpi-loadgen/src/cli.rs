@@ -1,5 +1,5 @@
-//! The command line: `run` (measure a scenario against the health floor) and `dataset`
-//! (write a national-scale catalog and its demo reports).
+//! The command line: `run` (measure a scenario against the health floor), `dataset` (write a
+//! national-scale catalog and its demo reports) and `floor` (calamine alone on a corpus).
 
 use std::path::PathBuf;
 
@@ -21,6 +21,16 @@ pub enum Command {
     Run(RunArgs),
     /// Write a national catalog and a demo report for every reporting unit and year.
     Dataset(DatasetArgs),
+    /// The reading floor: open every workbook under the folders with calamine alone and visit
+    /// every cell of every sheet, one file after the other; print the time and the files.
+    Floor(FloorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FloorArgs {
+    /// Folders (searched recursively) of .xlsx/.xls/.ods/.xlsb files.
+    #[arg(required = true)]
+    pub folders: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

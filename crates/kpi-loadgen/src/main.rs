@@ -5,6 +5,7 @@
 
 mod cli;
 mod dataset;
+mod floor;
 mod measure;
 mod report;
 mod run;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Run(args) => run::run(&args).await,
                 Command::Dataset(args) => dataset::write(&args).await,
+                Command::Floor(args) => floor::run(&args),
             }
         })
     });

@@ -1,0 +1,59 @@
+//! `kpi-loadgen floor`: what reading a corpus costs with calamine alone, the floor the importer
+//! is measured against. Each file is opened with `open_workbook_auto_from_rs` and every cell of
+//! every sheet is visited, one file after the other, in this process: the corpus is the
+//! project's own, trusted, never a user's upload.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use calamine::{Data, Reader, open_workbook_auto_from_rs};
+
+use crate::cli::FloorArgs;
+
+pub fn run(args: &FloorArgs) -> Result<()> {
+    let mut files = Vec::new();
+    for folder in &args.folders {
+        collect(folder, &mut files)?;
+    }
+    files.sort();
+    let started = Instant::now();
+    let mut cells = 0usize;
+    for file in &files {
+        cells += visit(file).with_context(|| format!("{}", file.display()))?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("calamine floor: {} files, {cells} non-empty cells in {seconds:.2} s", files.len());
+    Ok(())
+}
+
+fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    if path.is_file() {
+        files.push(path.to_owned());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))? {
+        let path = entry?.path();
+        let workbook = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| ["xlsx", "xlsm", "xlsb", "xls", "ods"].contains(&e.to_ascii_lowercase().as_str()));
+        if path.is_dir() || workbook {
+            collect(&path, files)?;
+        }
+    }
+    Ok(())
+}
+
+/// The non-empty cells of every sheet of one workbook.
+fn visit(path: &Path) -> Result<usize> {
+    let bytes = std::fs::read(path)?;
+    let mut workbook = open_workbook_auto_from_rs(Cursor::new(bytes))?;
+    let mut cells = 0;
+    for name in workbook.sheet_names() {
+        let range = workbook.worksheet_range(&name)?;
+        cells += range.used_cells().filter(|(_, _, data)| !matches!(data, Data::Empty)).count();
+    }
+    Ok(cells)
+}
