@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use kpi_core::{Figure, IndicatorCode, IndicatorKind, Period, UnitCode};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionOptions, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement, TransactionOptions, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::connection::Store;
 use crate::entity::{report, report_value, revision};
 use crate::error::StoreError;
+use crate::snapshot::Snapshot;
 use crate::totals;
 
 /// Attempts at a write that keeps losing races with concurrent writers.
@@ -93,9 +94,22 @@ impl Store {
     /// Stores one file's figures as a new revision, or reports it unchanged when its SHA-256
     /// equals the current revision's.
     pub async fn write_revision(&self, revision: &NewRevision) -> Result<WriteOutcome, StoreError> {
+        let mut outcomes = self.write_revisions(std::slice::from_ref(revision)).await?;
+        outcomes.pop().unwrap_or_else(|| Err(StoreError::Corrupt("a write returned no outcome".into())))
+    }
+
+    /// Stores several files in one transaction, each inside its own savepoint, so each stays
+    /// all-or-nothing while the commit, and the totals of the ancestors they share, are paid
+    /// once for the group. Files are written in order; the first that fails is rolled back
+    /// alone and ends the group: the outcomes are those of the files attempted, its error
+    /// last, and the files before it are committed. The outer error means nothing was stored.
+    pub async fn write_revisions(
+        &self,
+        revisions: &[NewRevision],
+    ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
         let mut attempt = 1;
         loop {
-            match self.try_write_revision(revision).await {
+            match self.try_write_revisions(revisions).await {
                 Err(error) if error.is_write_conflict() && attempt < WRITE_ATTEMPTS => {
                     tracing::debug!(%error, attempt, "revision write lost a race; retrying");
                     tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
@@ -106,20 +120,11 @@ impl Store {
         }
     }
 
-    async fn try_write_revision(&self, new: &NewRevision) -> Result<WriteOutcome, StoreError> {
+    async fn try_write_revisions(
+        &self,
+        revisions: &[NewRevision],
+    ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
         let snapshot = self.snapshot().await?;
-        let unit =
-            snapshot.unit(&new.unit).ok_or_else(|| StoreError::Unknown { kind: "unit", code: new.unit.to_string() })?;
-        let mut values = Vec::with_capacity(new.values.len());
-        for value in &new.values {
-            let indicator = snapshot
-                .indicator(&value.indicator)
-                .ok_or_else(|| StoreError::Unknown { kind: "indicator", code: value.indicator.to_string() })?;
-            values.push((indicator.id, value));
-        }
-        let warnings = serde_json::to_string(&new.warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let period = new.period.code();
-
         let backend = self.db.get_database_backend();
         let txn = self
             .db
@@ -128,94 +133,30 @@ impl Store {
                 ..Default::default()
             })
             .await?;
-        report::Entity::insert(report::ActiveModel {
-            unit_id: Set(unit.id),
-            period: Set(period.clone()),
-            current_revision_id: Set(None),
-            ..Default::default()
-        })
-        .on_conflict_do_nothing_on([report::Column::UnitId, report::Column::Period])
-        .exec(&txn)
-        .await?;
-        let mut find_report = report::Entity::find()
-            .filter(report::Column::UnitId.eq(unit.id))
-            .filter(report::Column::Period.eq(&period));
         if backend == DbBackend::Postgres {
-            find_report = find_report.lock_exclusive();
+            lock_against_rebuilds(&txn).await?;
         }
-        if backend == DbBackend::Postgres {
-            lock_for_totals(&txn, unit.id).await?;
-        }
-        let report_row = find_report.one(&txn).await?.ok_or_else(|| {
-            StoreError::Corrupt(format!("report {} {period} vanished inside its transaction", new.unit))
-        })?;
-
-        if let Some(current_id) = report_row.current_revision_id {
-            let current = revision::Entity::find_by_id(current_id).one(&txn).await?.ok_or_else(|| {
-                StoreError::Corrupt(format!("report {} {period} points at a missing revision", new.unit))
-            })?;
-            if current.sha256 == new.sha256 {
-                txn.rollback().await?;
-                return Ok(WriteOutcome::Unchanged { revision: current.number });
+        let mut changes = totals::Pending::default();
+        let mut outcomes = Vec::with_capacity(revisions.len());
+        for revision in revisions {
+            let savepoint = txn.begin().await?;
+            match write_one(&savepoint, &snapshot, revision).await {
+                Ok((outcome, file_changes)) => {
+                    savepoint.commit().await?;
+                    changes.add(file_changes);
+                    outcomes.push(Ok(outcome));
+                }
+                Err(error) if error.is_write_conflict() => return Err(error),
+                Err(error) => {
+                    savepoint.rollback().await?;
+                    outcomes.push(Err(error));
+                    break;
+                }
             }
         }
-        let latest = revision::Entity::find()
-            .filter(revision::Column::ReportId.eq(report_row.id))
-            .order_by_desc(revision::Column::Number)
-            .one(&txn)
-            .await?;
-        let number = latest.map_or(1, |r| r.number + 1);
-        let figures: Vec<(i32, Figure)> = values.iter().map(|(id, value)| (*id, value.figure)).collect();
-        totals::apply_report(&txn, &snapshot, unit, new.period, &figures).await?;
-
-        revision::Entity::update_many()
-            .col_expr(revision::Column::Status, sea_orm::sea_query::Expr::value("superseded"))
-            .filter(revision::Column::ReportId.eq(report_row.id))
-            .filter(revision::Column::Status.eq("current"))
-            .exec(&txn)
-            .await?;
-        let stored = revision::ActiveModel {
-            report_id: Set(report_row.id),
-            number: Set(number),
-            file_name: Set(new.file_name.clone()),
-            sha256: Set(new.sha256.clone()),
-            imported_at: Set(chrono::Utc::now()),
-            imported_by: Set(new.imported_by.clone()),
-            prepared_by: Set(new.prepared_by.clone()),
-            prepared_on: Set(new.prepared_on.clone()),
-            warnings: Set(warnings),
-            status: Set("current".to_owned()),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        if !values.is_empty() {
-            report_value::Entity::insert_many(values.iter().map(|(indicator_id, value)| {
-                let (number, numerator, denominator) = match value.figure {
-                    Figure::Count(count) => (Some(count as f64), None, None),
-                    Figure::Ratio { numerator, denominator } => {
-                        (Some(value.figure.value()), Some(numerator), Some(denominator))
-                    }
-                    Figure::Percent(percent) => (Some(percent), None, None),
-                };
-                report_value::ActiveModel {
-                    revision_id: Set(stored.id),
-                    indicator_id: Set(*indicator_id),
-                    value: Set(number),
-                    numerator: Set(numerator),
-                    denominator: Set(denominator),
-                    note: Set(value.note.clone()),
-                    ..Default::default()
-                }
-            }))
-            .exec(&txn)
-            .await?;
-        }
-        let mut report_update: report::ActiveModel = report_row.into();
-        report_update.current_revision_id = Set(Some(stored.id));
-        report_update.update(&txn).await?;
+        changes.apply(&txn).await?;
         txn.commit().await?;
-        Ok(WriteOutcome::Created { revision: number })
+        Ok(outcomes)
     }
 
     /// The current revision of a unit's report for a period, if there is one.
@@ -324,21 +265,125 @@ impl Store {
     }
 }
 
-/// Serialises, on PostgreSQL, the writers of one unit (each computes the totals' changes from
-/// the figures it replaces) and writers against a rebuild of the totals (which holds the
-/// schema lock exclusively while a catalog loads).
-async fn lock_for_totals(txn: &sea_orm::DatabaseTransaction, unit_id: i32) -> Result<(), StoreError> {
-    use sea_orm::ConnectionTrait;
-    let backend = DbBackend::Postgres;
+/// Takes, on PostgreSQL, the schema lock shared: a rebuild of the totals (which holds it
+/// exclusively while a catalog loads) never runs alongside a write.
+async fn lock_against_rebuilds(txn: &DatabaseTransaction) -> Result<(), StoreError> {
     let shared = format!("SELECT pg_advisory_xact_lock_shared({})", crate::connection::SCHEMA_LOCK_KEY);
-    txn.execute_raw(sea_orm::Statement::from_string(backend, shared)).await?;
-    let unit_row = sea_orm::Statement::from_sql_and_values(
-        backend,
-        "SELECT id FROM units WHERE id = $1 FOR UPDATE",
-        [unit_id.into()],
-    );
-    txn.query_one_raw(unit_row).await?;
+    txn.execute_raw(Statement::from_string(DbBackend::Postgres, shared)).await?;
     Ok(())
+}
+
+/// Locks, on PostgreSQL, the unit's row: writers of one unit take turns, so each computes the
+/// totals' changes from the figures it replaces.
+async fn lock_unit(txn: &DatabaseTransaction, unit_id: i32) -> Result<(), StoreError> {
+    let sql = "SELECT id FROM units WHERE id = $1 FOR UPDATE";
+    txn.query_one_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, [unit_id.into()])).await?;
+    Ok(())
+}
+
+/// Writes one file's revision inside `txn` (its savepoint) and says what it changes in the
+/// totals; nothing is written when the file equals the current revision.
+async fn write_one(
+    txn: &DatabaseTransaction,
+    snapshot: &Snapshot,
+    new: &NewRevision,
+) -> Result<(WriteOutcome, Vec<totals::Change>), StoreError> {
+    let unit =
+        snapshot.unit(&new.unit).ok_or_else(|| StoreError::Unknown { kind: "unit", code: new.unit.to_string() })?;
+    let mut values = Vec::with_capacity(new.values.len());
+    for value in &new.values {
+        let indicator = snapshot
+            .indicator(&value.indicator)
+            .ok_or_else(|| StoreError::Unknown { kind: "indicator", code: value.indicator.to_string() })?;
+        values.push((indicator.id, value));
+    }
+    let warnings = serde_json::to_string(&new.warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let period = new.period.code();
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        lock_unit(txn, unit.id).await?;
+    }
+    report::Entity::insert(report::ActiveModel {
+        unit_id: Set(unit.id),
+        period: Set(period.clone()),
+        current_revision_id: Set(None),
+        ..Default::default()
+    })
+    .on_conflict_do_nothing_on([report::Column::UnitId, report::Column::Period])
+    .exec(txn)
+    .await?;
+    let report_row = report::Entity::find()
+        .filter(report::Column::UnitId.eq(unit.id))
+        .filter(report::Column::Period.eq(&period))
+        .one(txn)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("report {} {period} vanished inside its transaction", new.unit)))?;
+
+    if let Some(current_id) = report_row.current_revision_id {
+        let current = revision::Entity::find_by_id(current_id)
+            .one(txn)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("report {} {period} points at a missing revision", new.unit)))?;
+        if current.sha256 == new.sha256 {
+            return Ok((WriteOutcome::Unchanged { revision: current.number }, Vec::new()));
+        }
+    }
+    let latest = revision::Entity::find()
+        .filter(revision::Column::ReportId.eq(report_row.id))
+        .order_by_desc(revision::Column::Number)
+        .one(txn)
+        .await?;
+    let number = latest.map_or(1, |r| r.number + 1);
+    let figures: Vec<(i32, Figure)> = values.iter().map(|(id, value)| (*id, value.figure)).collect();
+    let changes = totals::report_changes(txn, snapshot, unit, new.period, &figures).await?;
+
+    revision::Entity::update_many()
+        .col_expr(revision::Column::Status, sea_orm::sea_query::Expr::value("superseded"))
+        .filter(revision::Column::ReportId.eq(report_row.id))
+        .filter(revision::Column::Status.eq("current"))
+        .exec(txn)
+        .await?;
+    let stored = revision::ActiveModel {
+        report_id: Set(report_row.id),
+        number: Set(number),
+        file_name: Set(new.file_name.clone()),
+        sha256: Set(new.sha256.clone()),
+        imported_at: Set(chrono::Utc::now()),
+        imported_by: Set(new.imported_by.clone()),
+        prepared_by: Set(new.prepared_by.clone()),
+        prepared_on: Set(new.prepared_on.clone()),
+        warnings: Set(warnings),
+        status: Set("current".to_owned()),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    if !values.is_empty() {
+        report_value::Entity::insert_many(values.iter().map(|(indicator_id, value)| {
+            let (number, numerator, denominator) = match value.figure {
+                Figure::Count(count) => (Some(count as f64), None, None),
+                Figure::Ratio { numerator, denominator } => {
+                    (Some(value.figure.value()), Some(numerator), Some(denominator))
+                }
+                Figure::Percent(percent) => (Some(percent), None, None),
+            };
+            report_value::ActiveModel {
+                revision_id: Set(stored.id),
+                indicator_id: Set(*indicator_id),
+                value: Set(number),
+                numerator: Set(numerator),
+                denominator: Set(denominator),
+                note: Set(value.note.clone()),
+                ..Default::default()
+            }
+        }))
+        .exec(txn)
+        .await?;
+    }
+    let mut report_update: report::ActiveModel = report_row.into();
+    report_update.current_revision_id = Set(Some(stored.id));
+    report_update.update(txn).await?;
+    Ok((WriteOutcome::Created { revision: number }, changes))
 }
 
 /// Rebuilds a figure from its stored columns, refusing rows that break the kind's shape.

@@ -30,7 +30,7 @@ const TOTALS_BUILT: &str = "kpi_totals";
 type FiguresByUnit = HashMap<i32, HashMap<i32, Reported>>;
 
 /// One pending change to the totals of (unit, indicator, period).
-type Change = (i32, i32, Period, TotalsChange);
+pub(crate) type Change = (i32, i32, Period, TotalsChange);
 
 /// The current figures of `unit_ids`, for `periods` (every period when `None`).
 pub(crate) async fn current_figures_of(
@@ -113,16 +113,16 @@ fn changes_for_unit(
     Ok(changes)
 }
 
-/// Updates the totals for one report of `unit` for `period` getting `values` (indicator id,
-/// figure) as its current figures; called inside the revision's transaction, before it
-/// changes the report.
-pub(crate) async fn apply_report(
+/// The changes to the totals when `unit`'s report for `period` gets `values` (indicator id,
+/// figure) as its current figures; read inside the revision's transaction, before it changes
+/// the report.
+pub(crate) async fn report_changes(
     conn: &impl ConnectionTrait,
     snapshot: &Snapshot,
     unit: &UnitInfo,
     period: Period,
     values: &[(i32, Figure)],
-) -> Result<(), StoreError> {
+) -> Result<Vec<Change>, StoreError> {
     let year_codes: Vec<String> =
         Period::Year(period.year()).with_descendants().into_iter().map(Period::code).collect();
     let old =
@@ -134,8 +134,47 @@ pub(crate) async fn apply_report(
     for &(indicator_id, figure) in values {
         new.entry(indicator_id).or_default().insert(period, figure);
     }
-    let changes = changes_for_unit(snapshot, unit, &old, &new)?;
-    apply_changes(conn, &changes).await
+    changes_for_unit(snapshot, unit, &old, &new)
+}
+
+/// The changes of a group of writes, summed per total, applied once before the group commits:
+/// ancestors shared by the group's units are updated once, and their rows are locked only at
+/// the end of the transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    totals: BTreeMap<(i32, i32, Period), (Totals, bool)>,
+}
+
+impl Pending {
+    pub(crate) fn add(&mut self, changes: Vec<Change>) {
+        for (unit_id, indicator_id, period, change) in changes {
+            let (total, percent_set) = self.totals.entry((unit_id, indicator_id, period)).or_default();
+            *percent_set |= matches!(change, TotalsChange::SetPercent(_));
+            accumulate(total, change);
+        }
+    }
+
+    /// Applies the summed changes, the units deepest in the tree first and the root last, so
+    /// the rows every writer shares are held for the shortest time.
+    pub(crate) async fn apply(self, conn: &impl ConnectionTrait) -> Result<(), StoreError> {
+        let mut rows: Vec<Change> = Vec::with_capacity(self.totals.len());
+        for ((unit_id, indicator_id, period), (total, percent_set)) in self.totals {
+            let add = TotalsChange::Add {
+                count: total.count,
+                numerator: total.numerator,
+                denominator: total.denominator,
+                units: total.reporting_units,
+            };
+            if add != (TotalsChange::Add { count: 0, numerator: 0, denominator: 0, units: 0 }) {
+                rows.push((unit_id, indicator_id, period, add));
+            }
+            if percent_set {
+                rows.push((unit_id, indicator_id, period, TotalsChange::SetPercent(total.percent)));
+            }
+        }
+        rows.sort_by_key(|&(unit_id, indicator_id, period, _)| (std::cmp::Reverse(unit_id), indicator_id, period));
+        apply_changes(conn, &rows).await
+    }
 }
 
 /// Adds counts and ratios to the rows, and sets percents, in batched upserts.

@@ -1,5 +1,6 @@
 //! The maintained totals against the obvious reference: seeded random trees get random
-//! revisions, corrections and sub-period reports (months, quarters, halves, years), and then
+//! revisions, corrections and sub-period reports (months, quarters, halves, years), alone or
+//! in groups (one transaction, a savepoint per file, one refused midway), and then
 //! a catalog change that moves a unit; after each step every KPI the store answers for every
 //! unit, indicator and period must equal a direct recomputation, by kpi-core alone, from the
 //! current revisions the test kept in memory. Runs on SQLite, and on PostgreSQL when
@@ -141,7 +142,7 @@ async fn check(store: &Store, catalog: &Catalog, model: &Model, step: &str) {
     }
 }
 
-async fn write(store: &Store, rng: &mut Rng, catalog: &Catalog, model: &mut Model, serial: usize) {
+fn random_revision(rng: &mut Rng, catalog: &Catalog, serial: usize) -> NewRevision {
     let unit = catalog.units[rng.below(catalog.units.len())].code.clone();
     let period = random_period(rng);
     let mut values = Vec::new();
@@ -153,8 +154,8 @@ async fn write(store: &Store, rng: &mut Rng, catalog: &Catalog, model: &mut Mode
         let kind = catalog.indicators.iter().find(|i| i.code == indicator).unwrap().kind;
         values.push(NewValue { indicator, figure: random_figure(rng, kind), note: None });
     }
-    let revision = NewRevision {
-        unit: unit.clone(),
+    NewRevision {
+        unit,
         period,
         file_name: format!("r{serial}.xlsx"),
         sha256: format!("{serial:064x}"),
@@ -162,10 +163,33 @@ async fn write(store: &Store, rng: &mut Rng, catalog: &Catalog, model: &mut Mode
         prepared_by: None,
         prepared_on: None,
         warnings: Vec::new(),
-        values: values.clone(),
-    };
-    store.write_revision(&revision).await.unwrap();
-    model.insert((unit, period), values.into_iter().map(|v| (v.indicator, v.figure)).collect());
+        values,
+    }
+}
+
+fn remember(model: &mut Model, revision: &NewRevision) {
+    let values = revision.values.iter().map(|v| (v.indicator.clone(), v.figure)).collect();
+    model.insert((revision.unit.clone(), revision.period), values);
+}
+
+/// Writes one revision, or a group of up to five in one transaction, sometimes with a file
+/// the store refuses (an unknown unit) in the middle: the files before it are kept, it and
+/// those after it are not.
+async fn write(store: &Store, rng: &mut Rng, catalog: &Catalog, model: &mut Model, serial: usize) {
+    let mut group: Vec<NewRevision> =
+        (0..1 + rng.below(5)).map(|n| random_revision(rng, catalog, serial * 10 + n)).collect();
+    let refused = (group.len() > 1 && rng.below(4) == 0).then(|| rng.below(group.len()));
+    if let Some(index) = refused {
+        group[index].unit = UnitCode::parse("NOWHERE").unwrap();
+    }
+    let outcomes = store.write_revisions(&group).await.unwrap();
+    assert_eq!(outcomes.len(), refused.map_or(group.len(), |index| index + 1));
+    for (revision, outcome) in group.iter().zip(&outcomes) {
+        match outcome {
+            Ok(_) => remember(model, revision),
+            Err(error) => assert_eq!(Some(revision.unit.as_str()), refused.map(|_| "NOWHERE"), "{error}"),
+        }
+    }
 }
 
 #[tokio::test]
