@@ -19,7 +19,7 @@ use crate::issues::{Lang, Problem, issue};
 use crate::workbook::{MAX_FILE_BYTES, MAX_RATIO, MAX_UNPACKED_BYTES};
 use crate::{
     FileReport, ImportError, ImportOptions, ParsedFile, SheetReader, Status, WorkerError, file_name_of, parse_file,
-    sha256_hex, store_file,
+    sha256_hex, store_files,
 };
 
 /// Extensions taken from folders and archives (a file named on the command line is always
@@ -362,28 +362,32 @@ fn stopped_before_storing(paths: Vec<String>, error: &ImportError, lang: Lang) -
     BatchReport { files, stopped: Some(reason), ..BatchReport::default() }
 }
 
-/// Stores each file in its own transaction, telling the progress of each; after a database
-/// failure the remaining files are reported `not_stored`.
+/// Files stored per transaction: the commit and the ancestors' totals are paid once per
+/// group, each file keeps its own savepoint, and a file is reported stored only once its
+/// group committed.
+const FILES_PER_COMMIT: usize = 200;
+
+/// Stores the files group by group, telling the progress of each once its group committed;
+/// after a database failure the remaining files are reported `not_stored`.
 async fn store_all(store: &Store, parsed: Vec<ParsedFile>, options: &BatchOptions) -> BatchReport {
     let mut report = BatchReport::default();
-    for file in parsed {
-        if report.stopped.is_some() {
-            let file_report = file.not_stored();
-            options.progress.finished(&file_report);
-            report.files.push(file_report);
-            continue;
-        }
-        let fallback = file.clone();
-        let file_report = match store_file(store, file, &options.import).await {
-            Ok(file_report) => file_report,
-            Err(error) => {
+    let mut files = parsed.into_iter().peekable();
+    while files.peek().is_some() {
+        let group: Vec<ParsedFile> = files.by_ref().take(FILES_PER_COMMIT).collect();
+        let reports = if report.stopped.is_some() {
+            group.into_iter().map(ParsedFile::not_stored).collect()
+        } else {
+            let (reports, failure) = store_files(store, group, &options.import).await;
+            if let Some(error) = failure {
                 tracing::error!(%error, "the batch stops: the database failed");
                 report.stopped = Some(error.to_string());
-                fallback.not_stored()
             }
+            reports
         };
-        options.progress.finished(&file_report);
-        report.files.push(file_report);
+        for file_report in reports {
+            options.progress.finished(&file_report);
+            report.files.push(file_report);
+        }
     }
     report
 }

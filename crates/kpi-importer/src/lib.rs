@@ -208,28 +208,97 @@ pub async fn parse_file(
 /// Stores a parsed file as one revision (one transaction), or in a dry run predicts what
 /// would happen from the current revision. Rejected files are reported, never stored.
 pub async fn store_file(store: &Store, parsed: ParsedFile, options: &ImportOptions) -> Result<FileReport, StoreError> {
-    let Ok(report) = &parsed.result else {
-        return Ok(parsed.report(Status::Rejected, None));
-    };
-    if options.dry_run {
-        let (status, revision) = match store.current_revision(&report.unit, report.period).await? {
-            None => (Status::Accepted, 1),
-            Some(current) if current.sha256 == parsed.sha256 => (Status::Unchanged, current.number),
-            Some(current) => (Status::Revised, current.number + 1),
-        };
-        return Ok(parsed.report(status, Some(revision)));
+    let (mut reports, failure) = store_files(store, vec![parsed], options).await;
+    match (failure, reports.pop()) {
+        (Some(error), _) => Err(error),
+        (None, Some(report)) => Ok(report),
+        (None, None) => Err(StoreError::Corrupt("a stored file has no report".into())),
     }
+}
+
+/// Stores parsed files as one group: one transaction, each file in its own savepoint (see
+/// `Store::write_revisions`), so the commit is paid once and each file stays all-or-nothing.
+/// Every file gets its report, in order; when the database fails, the failing file and those
+/// after it are `not_stored`, and the error says why. A dry run stores nothing and predicts.
+pub async fn store_files(
+    store: &Store,
+    files: Vec<ParsedFile>,
+    options: &ImportOptions,
+) -> (Vec<FileReport>, Option<StoreError>) {
+    if options.dry_run {
+        return predict_files(store, files).await;
+    }
+    let revisions: Vec<NewRevision> = files
+        .iter()
+        .filter_map(|file| file.result.as_ref().ok().map(|report| new_revision(file, report, options)))
+        .collect();
+    let (mut outcomes, mut failure) = match store.write_revisions(&revisions).await {
+        Ok(outcomes) => (outcomes.into_iter(), None),
+        Err(error) => (Vec::new().into_iter(), Some(error)),
+    };
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        if file.result.is_err() {
+            reports.push(file.report(Status::Rejected, None));
+            continue;
+        }
+        match outcomes.next() {
+            Some(Ok(WriteOutcome::Created { revision: 1 })) => reports.push(file.report(Status::Accepted, Some(1))),
+            Some(Ok(WriteOutcome::Created { revision })) => reports.push(file.report(Status::Revised, Some(revision))),
+            Some(Ok(WriteOutcome::Unchanged { revision })) => {
+                reports.push(file.report(Status::Unchanged, Some(revision)));
+            }
+            Some(Err(error)) => {
+                failure.get_or_insert(error);
+                reports.push(file.not_stored());
+            }
+            None => reports.push(file.not_stored()),
+        }
+    }
+    (reports, failure)
+}
+
+/// A dry run: what storing each file would do, from the current revisions.
+async fn predict_files(store: &Store, files: Vec<ParsedFile>) -> (Vec<FileReport>, Option<StoreError>) {
+    let mut reports = Vec::with_capacity(files.len());
+    let mut failure = None;
+    for file in files {
+        let Ok(report) = &file.result else {
+            reports.push(file.report(Status::Rejected, None));
+            continue;
+        };
+        if failure.is_some() {
+            reports.push(file.not_stored());
+            continue;
+        }
+        match store.current_revision(&report.unit, report.period).await {
+            Ok(None) => reports.push(file.report(Status::Accepted, Some(1))),
+            Ok(Some(current)) if current.sha256 == file.sha256 => {
+                reports.push(file.report(Status::Unchanged, Some(current.number)));
+            }
+            Ok(Some(current)) => reports.push(file.report(Status::Revised, Some(current.number + 1))),
+            Err(error) => {
+                failure = Some(error);
+                reports.push(file.not_stored());
+            }
+        }
+    }
+    (reports, failure)
+}
+
+/// The revision a parsed, acceptable file becomes.
+fn new_revision(file: &ParsedFile, report: &ParsedReport, options: &ImportOptions) -> NewRevision {
     let stored = |issue: &Issue| StoredIssue {
         sheet: issue.sheet.clone(),
         cell: issue.cell.clone(),
         code: issue.code.to_owned(),
         message: issue.message.clone(),
     };
-    let revision = NewRevision {
+    NewRevision {
         unit: report.unit.clone(),
         period: report.period,
-        file_name: file_name_of(&parsed.path).to_owned(),
-        sha256: parsed.sha256.clone(),
+        file_name: file_name_of(&file.path).to_owned(),
+        sha256: file.sha256.clone(),
         imported_by: options.imported_by.clone(),
         prepared_by: report.prepared_by.clone(),
         prepared_on: report.prepared_on.clone(),
@@ -239,13 +308,7 @@ pub async fn store_file(store: &Store, parsed: ParsedFile, options: &ImportOptio
             .iter()
             .map(|v| NewValue { indicator: v.indicator.clone(), figure: v.figure, note: v.note.clone() })
             .collect(),
-    };
-    let (status, number) = match store.write_revision(&revision).await? {
-        WriteOutcome::Created { revision: 1 } => (Status::Accepted, 1),
-        WriteOutcome::Created { revision } => (Status::Revised, revision),
-        WriteOutcome::Unchanged { revision } => (Status::Unchanged, revision),
-    };
-    Ok(parsed.report(status, Some(number)))
+    }
 }
 
 /// Imports one file end to end: what the server's upload service calls. The catalog must
