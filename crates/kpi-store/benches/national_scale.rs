@@ -16,6 +16,8 @@ use kpi_store::{NewRevision, NewValue, SHIPPED_CATALOG, Store};
 const PROVINCES: usize = 63;
 const DISTRICTS_PER_PROVINCE: usize = 12;
 const COMMUNES_PER_DISTRICT: usize = 14;
+/// Files per transaction, as `kpi-import` groups them.
+const FILES_PER_COMMIT: usize = 200;
 
 /// The shipped catalog's resolution and indicators over a national unit tree where every
 /// commune reports all 19 indicators; the percent indicators' reporter is the country itself.
@@ -87,8 +89,10 @@ async fn main() {
         for chunk in communes.chunks(communes.len().div_ceil(writers)) {
             let (store, chunk) = (store.clone(), chunk.to_vec());
             tasks.push(tokio::spawn(async move {
-                for (index, unit) in chunk.iter().enumerate() {
-                    let revision = NewRevision {
+                let revisions: Vec<NewRevision> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(index, unit)| NewRevision {
                         unit: unit.clone(),
                         period: Period::Year(year),
                         file_name: format!("{unit}-{year}.xlsx"),
@@ -98,8 +102,13 @@ async fn main() {
                         prepared_on: None,
                         warnings: Vec::new(),
                         values: figures(index + year as usize),
-                    };
-                    store.write_revision(&revision).await.unwrap();
+                    })
+                    .collect();
+                // As kpi-import stores them: groups of files per transaction.
+                for group in revisions.chunks(FILES_PER_COMMIT) {
+                    for outcome in store.write_revisions(group).await.unwrap() {
+                        outcome.unwrap();
+                    }
                 }
                 chunk.len()
             }));
