@@ -16,7 +16,8 @@ use sea_orm::{
 use crate::connection::{SCHEMA_LOCK_KEY, Store};
 use crate::entity::{indicator, report, report_value, resolution, target, unit, unit_indicator};
 use crate::error::StoreError;
-use crate::snapshot::{CATALOG_VERSION, read_snapshot};
+use crate::snapshot::read_snapshot;
+use crate::state;
 use crate::totals;
 
 /// Assignments inserted per statement: 2 parameters each, well under SQLite's limit.
@@ -38,6 +39,8 @@ impl CatalogChanges {
 
 impl Store {
     /// Loads `catalog` in one transaction (serialised across processes) and says what changed.
+    /// A catalog identical to the last one loaded costs one read: nothing is compared row by
+    /// row.
     pub async fn load_catalog(&self, catalog: &Catalog) -> Result<CatalogChanges, StoreError> {
         let backend = self.db.get_database_backend();
         let transaction = self
@@ -55,6 +58,13 @@ impl Store {
                 ))
                 .await?;
         }
+        let fingerprint = fingerprint(catalog);
+        let unchanged = state::get(&transaction, state::CATALOG_FINGERPRINT).await?.as_deref() == Some(&fingerprint)
+            && totals::are_built(&transaction).await?;
+        if unchanged {
+            transaction.commit().await?;
+            return Ok(CatalogChanges::default());
+        }
         let changes = sync(&transaction, catalog).await?;
         // The tree, an indicator's rules or a percent's reporter may have changed: totals are
         // rebuilt under the same lock, so no write sees them half-built.
@@ -63,8 +73,9 @@ impl Store {
             totals::rebuild(&transaction, &snapshot).await?;
             // Every process's cached snapshot sees this within its check interval.
             let version = format!("{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
-            totals::set_state(&transaction, CATALOG_VERSION, &version).await?;
+            state::set(&transaction, state::CATALOG_VERSION, &version).await?;
         }
+        state::set(&transaction, state::CATALOG_FINGERPRINT, &fingerprint).await?;
         transaction.commit().await?;
         self.invalidate_snapshot().await;
         if !changes.is_empty() {
@@ -72,6 +83,15 @@ impl Store {
         }
         Ok(changes)
     }
+}
+
+/// A fingerprint of everything a catalog says (its `Debug` form, hashed): equal catalogs give
+/// equal fingerprints in one build; another build may differ, which costs one full sync.
+fn fingerprint(catalog: &Catalog) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    format!("{catalog:?}").hash(&mut hasher);
+    format!("{}:{:016x}", env!("CARGO_PKG_VERSION"), hasher.finish())
 }
 
 async fn sync(txn: &DatabaseTransaction, catalog: &Catalog) -> Result<CatalogChanges, StoreError> {

@@ -11,6 +11,7 @@ mod error;
 mod kpis;
 mod revisions;
 mod snapshot;
+mod state;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod totals;

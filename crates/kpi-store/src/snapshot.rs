@@ -137,7 +137,7 @@ impl Store {
         if let Some(cached) = self.snapshot.read().await.as_ref().filter(|c| c.checked_at.elapsed() < SNAPSHOT_TTL) {
             return Ok(Arc::clone(&cached.snapshot));
         }
-        let version = catalog_version(&self.db).await?;
+        let version = crate::state::get(&self.db, crate::state::CATALOG_VERSION).await?;
         let mut cache = self.snapshot.write().await;
         if let Some(cached) = cache.as_mut().filter(|c| c.version == version) {
             cached.checked_at = Instant::now();
@@ -151,23 +151,6 @@ impl Store {
     /// Forgets the cached snapshot, after this process changed the catalog.
     pub(crate) async fn invalidate_snapshot(&self) {
         *self.snapshot.write().await = None;
-    }
-}
-
-/// The `store_state` entry that changes with every catalog load that changes something.
-pub(crate) const CATALOG_VERSION: &str = "catalog_version";
-
-/// The stored catalog's version (absent before the first load).
-async fn catalog_version(conn: &impl sea_orm::ConnectionTrait) -> Result<Option<String>, StoreError> {
-    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
-    let mut query = Query::select();
-    query
-        .expr(Expr::col(Alias::new("value")))
-        .from(Alias::new("store_state"))
-        .and_where(Expr::col(Alias::new("name")).eq(CATALOG_VERSION));
-    match conn.query_one(&query).await? {
-        Some(row) => Ok(Some(row.try_get_by_index(0)?)),
-        None => Ok(None),
     }
 }
 

@@ -18,13 +18,12 @@ use crate::entity::{kpi_total, report, report_value};
 use crate::error::StoreError;
 use crate::revisions::figure_from_columns;
 use crate::snapshot::{Snapshot, UnitInfo};
+use crate::state;
 
 /// Rows per upsert: 8 parameters each, well under every backend's limit.
 const UPSERT_BATCH: usize = 1000;
 /// Units whose figures are read per query when rebuilding.
 const REBUILD_BATCH: usize = 500;
-/// The `store_state` entry saying the totals were built.
-const TOTALS_BUILT: &str = "kpi_totals";
 
 /// Per unit id, per indicator id, the unit's current figures by period.
 type FiguresByUnit = HashMap<i32, HashMap<i32, Reported>>;
@@ -255,7 +254,7 @@ pub(crate) async fn rebuild(conn: &impl ConnectionTrait, snapshot: &Snapshot) ->
         })
         .collect();
     apply_changes(conn, &rows).await?;
-    mark_built(conn).await
+    state::set(conn, state::TOTALS_BUILT, "built").await
 }
 
 /// Adds one change to a total being rebuilt.
@@ -284,30 +283,9 @@ fn as_changes(total: Totals) -> impl Iterator<Item = TotalsChange> {
         .flatten()
 }
 
-async fn mark_built(conn: &impl ConnectionTrait) -> Result<(), StoreError> {
-    set_state(conn, TOTALS_BUILT, "built").await
-}
-
-/// Sets one `store_state` entry.
-pub(crate) async fn set_state(conn: &impl ConnectionTrait, name: &str, value: &str) -> Result<(), StoreError> {
-    let mut insert = Query::insert();
-    insert
-        .into_table(Alias::new("store_state"))
-        .columns([Alias::new("name"), Alias::new("value")])
-        .values_panic([name.into(), value.into()])
-        .on_conflict(OnConflict::column(Alias::new("name")).update_column(Alias::new("value")).to_owned());
-    conn.execute(&insert).await?;
-    Ok(())
-}
-
 /// Whether the totals were ever built in this database.
 pub(crate) async fn are_built(conn: &impl ConnectionTrait) -> Result<bool, StoreError> {
-    let mut query = Query::select();
-    query
-        .expr(Expr::col(Alias::new("name")))
-        .from(Alias::new("store_state"))
-        .and_where(Expr::col(Alias::new("name")).eq(TOTALS_BUILT));
-    Ok(conn.query_one(&query).await?.is_some())
+    Ok(state::get(conn, state::TOTALS_BUILT).await?.is_some())
 }
 
 /// The totals of `unit_ids` for `indicator_ids` and `periods`.
