@@ -143,7 +143,8 @@ impl Cli {
                 // (idempotently), dry runs included, so their predictions see the same units.
                 store.load_catalog(&catalog).await?;
                 // Validate against the catalog as the store holds it: the one source that
-                // queries and the server's uploads use too.
+                // queries and the server's uploads use too. The file's copy is dropped.
+                drop(catalog);
                 let catalog = store.snapshot().await?.catalog()?;
                 let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
                 let reader = SheetReader::start(WorkerCommand::current_exe()?, args.isolation.config(jobs)).await?;

@@ -137,3 +137,113 @@ async fn a_batch_stopped_by_the_database_still_writes_its_report() {
     assert!(store.current_revision(&UnitCode::parse("COLINH").unwrap(), Period::Year(2023)).await.unwrap().is_none());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every invariant the store promises, read back: exactly one current revision per report,
+/// the one it points at; every revision holds its whole file; and the maintained totals equal
+/// kpi-core's aggregation of the current figures.
+async fn assert_invariants(store: &Store, url: &str, years: &[i32]) {
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    let one = |sql: &str| {
+        let sql = sql.to_owned();
+        let db = &db;
+        async move {
+            let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+            row.unwrap().try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    let broken_pointers = one("SELECT COUNT(*) FROM reports r LEFT JOIN revisions v ON v.id = r.current_revision_id \
+         WHERE r.current_revision_id IS NOT NULL AND (v.id IS NULL OR v.status <> 'current' OR v.report_id <> r.id)")
+    .await;
+    assert_eq!(broken_pointers, 0, "every report points at its current revision");
+    let many_current = one("SELECT COUNT(*) FROM (SELECT report_id FROM revisions WHERE status = 'current' \
+         GROUP BY report_id HAVING COUNT(*) <> 1) t")
+    .await;
+    assert_eq!(many_current, 0, "exactly one current revision per report");
+    let partial = one(
+        "SELECT COUNT(*) FROM revisions v WHERE (SELECT COUNT(*) FROM report_values x WHERE x.revision_id = v.id) = 0",
+    )
+    .await;
+    assert_eq!(partial, 0, "no revision without its figures");
+
+    let catalog = catalog();
+    let tree = kpi_core::UnitTree::new(catalog.units.iter().map(|u| (u.code.clone(), u.parent.clone())));
+    let root = catalog.units.iter().find(|u| u.parent.is_none()).unwrap().code.clone();
+    for &year in years {
+        let period = Period::Year(year);
+        let mut figures: std::collections::HashMap<kpi_core::IndicatorCode, Vec<(UnitCode, kpi_core::Figure)>> =
+            Default::default();
+        for unit in tree.subtree(&root) {
+            for (indicator, figure) in store.current_figures(&unit, period).await.unwrap() {
+                figures.entry(indicator).or_default().push((unit.clone(), figure));
+            }
+        }
+        let codes: Vec<kpi_core::IndicatorCode> = catalog.indicators.iter().map(|i| i.code.clone()).collect();
+        for kpi in store.kpis(&root, &codes, &[period]).await.unwrap() {
+            let definition = catalog.indicators.iter().find(|i| i.code == kpi.indicator).unwrap();
+            let expected = kpi_core::aggregate::aggregate_units(
+                definition.kind,
+                definition.reported_by.as_ref(),
+                figures.remove(&kpi.indicator).unwrap_or_default(),
+            );
+            assert_eq!(
+                (kpi.figure, kpi.reporting_units),
+                (expected.figure, expected.reporting_units),
+                "{}",
+                kpi.indicator
+            );
+        }
+    }
+}
+
+/// How many reports of `years` are stored.
+async fn reports_stored(store: &Store, years: &[i32]) -> usize {
+    let expected = catalog().units.iter().filter(|u| !u.reports.is_empty()).count();
+    let mut stored = 0;
+    for &year in years {
+        stored += expected - store.missing_units(Period::Year(year)).await.unwrap().len();
+    }
+    stored
+}
+
+/// `kpi-import import DIR` against `url`, its output discarded.
+fn spawn_import(dir: &std::path::Path, url: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kpi-import"))
+        .args(["import", dir.to_str().unwrap(), "--jobs", "2"])
+        .env("DATABASE_URL", url)
+        .env_remove("KPI_CATALOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A `kill -9` at any moment of an import keeps every invariant: no partial file, exactly one
+/// current revision, totals in step; and importing again completes the batch. Each kill hits
+/// a fresh database at a later moment, sweeping start-up, parsing and storing.
+#[tokio::test]
+async fn a_killed_import_keeps_every_invariant() {
+    let dir = temp_dir("kill");
+    let years = [2021, 2022, 2023, 2024];
+    kpi_importer::template::write_demo_data(&catalog(), &dir, &years).unwrap();
+    let mut outcomes = Vec::new();
+    for delay_ms in (0..24).map(|step| step * 15) {
+        let db = TestDatabase::new().await;
+        let store = Store::connect(&db.url).await.unwrap();
+        store.load_catalog(&catalog()).await.unwrap();
+        let mut child = spawn_import(&dir, &db.url);
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_invariants(&store, &db.url, &years).await;
+        outcomes.push((delay_ms, reports_stored(&store, &years).await));
+        if delay_ms % 120 == 60 {
+            // Importing again after a kill completes the batch.
+            assert_eq!(spawn_import(&dir, &db.url).wait().unwrap().code(), Some(0));
+            assert_invariants(&store, &db.url, &years).await;
+            assert_eq!(reports_stored(&store, &years).await, 52);
+        }
+    }
+    eprintln!("(kill after ms, reports stored): {outcomes:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -154,11 +154,34 @@ impl Store {
     }
 }
 
+/// Units whose assignments are read per query: a national catalog has about 200,000
+/// assignments, and reading them in pages keeps the driver's row buffers small.
+const ASSIGNMENT_PAGE_UNITS: usize = 1_000;
+
+/// Every (unit id, indicator id) assignment of `unit_ids`, a page of units at a time.
+async fn assignments(conn: &impl sea_orm::ConnectionTrait, unit_ids: &[i32]) -> Result<Vec<(i32, i32)>, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    let mut all = Vec::new();
+    for page in unit_ids.chunks(ASSIGNMENT_PAGE_UNITS) {
+        let rows: Vec<(i32, i32)> = unit_indicator::Entity::find()
+            .select_only()
+            .column(unit_indicator::Column::UnitId)
+            .column(unit_indicator::Column::IndicatorId)
+            .filter(unit_indicator::Column::UnitId.is_in(page.iter().copied()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        all.extend(rows);
+    }
+    Ok(all)
+}
+
 /// Reads the catalog as `conn` sees it (inside a catalog load's transaction, the new one).
 pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Result<Snapshot, StoreError> {
     let unit_rows = unit::Entity::find().order_by_asc(unit::Column::Position).all(conn).await?;
     let indicator_rows = indicator::Entity::find().order_by_asc(indicator::Column::Position).all(conn).await?;
-    let assignment_rows = unit_indicator::Entity::find().all(conn).await?;
+    let unit_ids: Vec<i32> = unit_rows.iter().map(|row| row.id).collect();
+    let assignment_rows = assignments(conn, &unit_ids).await?;
     let target_rows = target::Entity::find().order_by_asc(target::Column::Id).all(conn).await?;
     let resolution_rows = resolution::Entity::find().order_by_asc(resolution::Column::Id).all(conn).await?;
 
@@ -200,11 +223,11 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
     let indicator_by_id: HashMap<i32, usize> = indicators.iter().enumerate().map(|(i, ind)| (ind.id, i)).collect();
 
     let mut reports_by_unit: HashMap<i32, Vec<usize>> = HashMap::new();
-    for row in &assignment_rows {
+    for &(unit_id, indicator_id) in &assignment_rows {
         let index = *indicator_by_id
-            .get(&row.indicator_id)
-            .ok_or_else(|| corrupt(format!("assignment to unknown indicator {}", row.indicator_id)))?;
-        reports_by_unit.entry(row.unit_id).or_default().push(index);
+            .get(&indicator_id)
+            .ok_or_else(|| corrupt(format!("assignment to unknown indicator {indicator_id}")))?;
+        reports_by_unit.entry(unit_id).or_default().push(index);
     }
 
     let mut units = Vec::with_capacity(unit_rows.len());
