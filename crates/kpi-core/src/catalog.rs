@@ -80,6 +80,25 @@ pub struct Catalog {
     pub units: Vec<UnitDef>,
     pub indicators: Vec<IndicatorDef>,
     pub targets: Vec<TargetDef>,
+    /// Units by code: every file names its unit, and a national catalog has 11,000 of them.
+    unit_index: UnitIndex,
+}
+
+/// Positions of the units by code; shown in `Debug` by its size only, so a catalog's `Debug`
+/// form stays deterministic.
+#[derive(Clone, Default, PartialEq)]
+struct UnitIndex(HashMap<UnitCode, usize>);
+
+impl UnitIndex {
+    fn of(units: &[UnitDef]) -> UnitIndex {
+        UnitIndex(units.iter().enumerate().map(|(index, unit)| (unit.code.clone(), index)).collect())
+    }
+}
+
+impl std::fmt::Debug for UnitIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UnitIndex({} units)", self.0.len())
+    }
 }
 
 #[derive(Deserialize)]
@@ -141,6 +160,17 @@ fn inconsistent(message: String) -> CatalogError {
 }
 
 impl Catalog {
+    /// A catalog of parts already checked (as the store holds them), indexed for lookups.
+    pub fn new(
+        resolution: ResolutionDef,
+        units: Vec<UnitDef>,
+        indicators: Vec<IndicatorDef>,
+        targets: Vec<TargetDef>,
+    ) -> Catalog {
+        let unit_index = UnitIndex::of(&units);
+        Catalog { resolution, units, indicators, targets, unit_index }
+    }
+
     /// Parses and checks a catalog file's text.
     pub fn from_toml(text: &str) -> Result<Self, CatalogError> {
         let raw: RawCatalog = toml::from_str(text)?;
@@ -243,7 +273,7 @@ impl Catalog {
             targets.push(definition);
         }
 
-        Ok(Catalog { resolution, units, indicators, targets })
+        Ok(Catalog::new(resolution, units, indicators, targets))
     }
 
     pub fn indicator(&self, code: &IndicatorCode) -> Option<&IndicatorDef> {
@@ -251,7 +281,10 @@ impl Catalog {
     }
 
     pub fn unit(&self, code: &UnitCode) -> Option<&UnitDef> {
-        self.units.iter().find(|u| &u.code == code)
+        // The index is built with the catalog; a caller that edited `units` since gets the
+        // slow, still correct, search.
+        let indexed = self.unit_index.0.get(code).and_then(|&index| self.units.get(index));
+        indexed.filter(|unit| &unit.code == code).or_else(|| self.units.iter().find(|u| &u.code == code))
     }
 }
 

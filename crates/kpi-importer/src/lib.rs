@@ -258,32 +258,30 @@ pub async fn store_files(
     (reports, failure)
 }
 
-/// A dry run: what storing each file would do, from the current revisions.
+/// A dry run: what storing each file would do, from the current revisions (read in one
+/// query for the group).
 async fn predict_files(store: &Store, files: Vec<ParsedFile>) -> (Vec<FileReport>, Option<StoreError>) {
-    let mut reports = Vec::with_capacity(files.len());
-    let mut failure = None;
-    for file in files {
-        let Ok(report) = &file.result else {
-            reports.push(file.report(Status::Rejected, None));
-            continue;
-        };
-        if failure.is_some() {
-            reports.push(file.not_stored());
-            continue;
-        }
-        match store.current_revision(&report.unit, report.period).await {
-            Ok(None) => reports.push(file.report(Status::Accepted, Some(1))),
-            Ok(Some(current)) if current.sha256 == file.sha256 => {
-                reports.push(file.report(Status::Unchanged, Some(current.number)));
+    let keys: Vec<(UnitCode, Period)> = files.iter().filter_map(ParsedFile::key).collect();
+    let current = match store.current_revisions(&keys).await {
+        Ok(current) => current,
+        Err(error) => return (files.into_iter().map(ParsedFile::not_stored).collect(), Some(error)),
+    };
+    let reports = files
+        .into_iter()
+        .map(|file| match file.key().map(|key| current.get(&key)) {
+            None => file.report(Status::Rejected, None),
+            Some(None) => file.report(Status::Accepted, Some(1)),
+            Some(Some(revision)) if revision.sha256 == file.sha256 => {
+                let number = revision.number;
+                file.report(Status::Unchanged, Some(number))
             }
-            Ok(Some(current)) => reports.push(file.report(Status::Revised, Some(current.number + 1))),
-            Err(error) => {
-                failure = Some(error);
-                reports.push(file.not_stored());
+            Some(Some(revision)) => {
+                let number = revision.number + 1;
+                file.report(Status::Revised, Some(number))
             }
-        }
-    }
-    (reports, failure)
+        })
+        .collect();
+    (reports, None)
 }
 
 /// The revision a parsed, acceptable file becomes.

@@ -173,6 +173,47 @@ impl Store {
             .map(|r| CurrentRevision { number: r.number, sha256: r.sha256 }))
     }
 
+    /// The current revisions of several (unit, period) reports in one query, for predicting a
+    /// batch; reports without one are absent. Unknown units are simply absent.
+    pub async fn current_revisions(
+        &self,
+        keys: &[(UnitCode, Period)],
+    ) -> Result<std::collections::HashMap<(UnitCode, Period), CurrentRevision>, StoreError> {
+        let snapshot = self.snapshot().await?;
+        let wanted: std::collections::HashMap<(i32, String), &(UnitCode, Period)> =
+            keys.iter().filter_map(|key| snapshot.unit(&key.0).map(|unit| ((unit.id, key.1.code()), key))).collect();
+        let mut found = std::collections::HashMap::new();
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        let unit_ids: std::collections::BTreeSet<i32> = wanted.keys().map(|(id, _)| *id).collect();
+        let periods: std::collections::BTreeSet<&String> = wanted.keys().map(|(_, period)| period).collect();
+        let rows: Vec<(i32, String, i32, String)> = report::Entity::find()
+            .select_only()
+            .column(report::Column::UnitId)
+            .column(report::Column::Period)
+            .column_as(revision::Column::Number, "number")
+            .column_as(revision::Column::Sha256, "sha256")
+            .join(
+                sea_orm::JoinType::InnerJoin,
+                report::Entity::belongs_to(revision::Entity)
+                    .from(report::Column::CurrentRevisionId)
+                    .to(revision::Column::Id)
+                    .into(),
+            )
+            .filter(report::Column::UnitId.is_in(unit_ids))
+            .filter(report::Column::Period.is_in(periods.into_iter().cloned()))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        for (unit_id, period, number, sha256) in rows {
+            if let Some(&key) = wanted.get(&(unit_id, period)) {
+                found.insert(key.clone(), CurrentRevision { number, sha256 });
+            }
+        }
+        Ok(found)
+    }
+
     /// Every revision of a unit's report for a period, newest first.
     pub async fn list_revisions(&self, unit: &UnitCode, period: Period) -> Result<Vec<RevisionInfo>, StoreError> {
         let Some(report_row) = self.find_report(unit, period).await? else { return Ok(Vec::new()) };

@@ -276,12 +276,12 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
     let tree = UnitTree::new(units.iter().map(|u| (u.definition.code.clone(), u.definition.parent.clone())));
     let expected = expected_counts(&units, &indicators)?;
     let catalog = resolutions.first().map(|resolution| {
-        Arc::new(kpi_core::Catalog {
-            resolution: resolution.clone(),
-            units: units.iter().map(|u| u.definition.clone()).collect(),
-            indicators: indicators.iter().map(|i| i.definition.clone()).collect(),
-            targets: targets.clone(),
-        })
+        Arc::new(kpi_core::Catalog::new(
+            resolution.clone(),
+            units.iter().map(|u| u.definition.clone()).collect(),
+            indicators.iter().map(|i| i.definition.clone()).collect(),
+            targets.clone(),
+        ))
     });
     Ok(Snapshot {
         expected,
