@@ -91,3 +91,18 @@ async fn unknown_codes_are_not_found() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }
+
+/// A megabyte of input is refused as INVALID_ARGUMENT quoting an excerpt, never echoed whole
+/// (it once overflowed the response's metadata and reached the log as one line).
+#[tokio::test]
+async fn oversized_input_is_quoted_as_an_excerpt() {
+    let app = spawn_app().await;
+    let mut client = app.kpi().await;
+    let huge = "X".repeat(1_000_000);
+    for request in [kpi_request(&huge, "B05", "2022"), kpi_request("PACNAM", "B05", &format!("2022\n{huge}"))] {
+        let status = client.get_kpi(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", &status.message()[..200.min(status.message().len())]);
+        assert!(status.message().len() < 400, "{} bytes", status.message().len());
+        assert!(!status.message().contains('\n'), "{}", status.message());
+    }
+}

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-/// Why a code was refused.
+/// Why a code was refused. The code is quoted as an excerpt (`text::excerpt`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
     #[error("{kind} code is empty")]
@@ -28,10 +28,10 @@ fn check(
         return Err(CodeError::Empty { kind });
     }
     if code.chars().count() > max {
-        return Err(CodeError::TooLong { kind, code: code.to_owned(), max });
+        return Err(CodeError::TooLong { kind, code: crate::text::excerpt(code), max });
     }
     if !code.chars().all(is_allowed) {
-        return Err(CodeError::BadCharacter { kind, code: code.to_owned(), allowed });
+        return Err(CodeError::BadCharacter { kind, code: crate::text::excerpt(code), allowed });
     }
     Ok(code.to_owned())
 }

@@ -25,7 +25,7 @@ pub enum Period {
     Month(i32, u8),
 }
 
-/// Why a period was refused.
+/// Why a period was refused; the text is quoted as an excerpt (`text::excerpt`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{text:?} is not a period (expected e.g. 2022, 2023S1, 2023Q2, 2023-03)")]
 pub struct PeriodError {
@@ -35,7 +35,7 @@ pub struct PeriodError {
 impl Period {
     /// Parses a canonical code: `2022`, `2023S1`, `2023Q2`, `2023-03`.
     pub fn parse(text: &str) -> Result<Self, PeriodError> {
-        let error = || PeriodError { text: text.to_owned() };
+        let error = || PeriodError { text: crate::text::excerpt(text) };
         let code = text.trim();
         let year_of = |digits: &str| -> Result<i32, PeriodError> {
             if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -72,7 +72,7 @@ impl Period {
         if let Ok(period) = Self::parse(text) {
             return Ok(period);
         }
-        let error = || PeriodError { text: text.to_owned() };
+        let error = || PeriodError { text: crate::text::excerpt(text) };
         let normalized = normalize_label(text).replace(" / ", "/").replace("- ", "-");
         let words: Vec<&str> = normalized.split(' ').filter(|w| !w.is_empty()).collect();
         let year_word = |word: &str| {

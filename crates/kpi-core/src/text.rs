@@ -46,9 +46,39 @@ fn base_letter(ch: char) -> char {
     GROUPS.iter().find(|(letters, _)| letters.contains(ch)).map_or(ch, |&(_, base)| base)
 }
 
+/// Longest excerpt of user input quoted in a message or a log line.
+pub const EXCERPT_CHARS: usize = 64;
+
+/// User input as it may be quoted back: at most [`EXCERPT_CHARS`] characters (then `…`), with
+/// control characters escaped, so a megabyte of input or a forged newline never reaches an
+/// error message or a log line whole.
+pub fn excerpt(text: &str) -> String {
+    let mut quoted = String::new();
+    for (index, ch) in text.chars().enumerate() {
+        if index == EXCERPT_CHARS {
+            quoted.push('…');
+            break;
+        }
+        if ch.is_control() {
+            quoted.extend(ch.escape_default());
+        } else {
+            quoted.push(ch);
+        }
+    }
+    quoted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_are_short_and_escaped() {
+        assert_eq!(excerpt("BOCBO"), "BOCBO");
+        assert_eq!(excerpt("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+        let long = excerpt(&"X".repeat(1_000_000));
+        assert_eq!((long.chars().count(), long.ends_with('…')), (EXCERPT_CHARS + 1, true));
+    }
 
     #[test]
     fn labels_match_ignoring_case_diacritics_spaces_and_colon() {

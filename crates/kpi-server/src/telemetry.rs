@@ -23,11 +23,13 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
-/// Records the unit and period a call is about on the current call span.
+/// Records the unit and period a call is about on the current call span, as excerpts: a
+/// request's text is the client's, and never reaches the log whole or with its control
+/// characters.
 pub fn record_request(unit: &str, period: &str) {
     let span = tracing::Span::current();
-    span.record("unit", unit);
-    span.record("period", period);
+    span.record("unit", kpi_core::text::excerpt(unit));
+    span.record("period", kpi_core::text::excerpt(period));
 }
 
 /// Runs a handler, maps its error to a status, and logs the outcome with its duration.
