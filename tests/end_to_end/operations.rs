@@ -167,3 +167,40 @@ async fn database_outage_is_unavailable_and_not_serving() {
     assert!(not_serving, "health reports NOT_SERVING while the database is down");
     admin.execute_unprepared(&format!("ALTER DATABASE \"{database_name}\" ALLOW_CONNECTIONS true")).await.unwrap();
 }
+
+/// Beyond `--max-concurrent-calls` a call is refused at once with RESOURCE_EXHAUSTED and a
+/// retry hint, health still answers, and the place frees when the call in flight ends.
+#[tokio::test]
+async fn calls_beyond_the_limit_are_refused_at_once() {
+    use tonic_types::StatusExt;
+
+    let app = spawn_app_with(|config| config.max_concurrent_calls = 1).await;
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    sender
+        .send(kpi_proto::v1::ImportChunk {
+            file_name: "slow.xlsx".into(),
+            data: vec![0x50, 0x4b],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut importer = app.importer().await;
+    let stalled =
+        tokio::spawn(
+            async move { importer.import_workbook(tokio_stream::wrappers::ReceiverStream::new(receiver)).await },
+        );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let mut client = app.kpi().await;
+    let started = std::time::Instant::now();
+    let refused = client.get_kpi(kpi_request("PACNAM", "B05", "2022")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.get_error_details().retry_info().is_some(), "a retry hint: {refused:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused at once");
+    let health = HealthClient::new(app.channel().await).check(HealthCheckRequest { service: String::new() }).await;
+    assert_eq!(health.unwrap().into_inner().status(), ServingStatus::Serving);
+
+    drop(sender);
+    let _ = stalled.await.unwrap();
+    assert!(client.get_kpi(kpi_request("PACNAM", "B05", "2022")).await.is_ok(), "the place is free again");
+}

@@ -55,6 +55,15 @@ pub struct Config {
     #[arg(long, env = "KPI_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
 
+    /// KPI and import calls running at once; a call beyond is refused at once with
+    /// RESOURCE_EXHAUSTED and a retry hint.
+    #[arg(long, env = "KPI_MAX_CONCURRENT_CALLS", default_value_t = 256)]
+    pub max_concurrent_calls: usize,
+
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    #[arg(long, env = "KPI_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
+    pub max_concurrent_streams: u32,
+
     /// Seconds a call may take before it is cancelled (uploads included).
     #[arg(long, env = "KPI_REQUEST_TIMEOUT_SECONDS", default_value_t = 60)]
     pub request_timeout_seconds: u64,

@@ -2,13 +2,16 @@
 //!
 //! Handlers return [`ApiError`]; callers see INVALID_ARGUMENT with `google.rpc.BadRequest`
 //! field violations for malformed input, NOT_FOUND for unknown codes, RESOURCE_EXHAUSTED for
-//! oversized uploads, UNAVAILABLE while the database is down or no parse worker can start, and
+//! oversized uploads and for calls beyond the server's limit (with a retry hint), UNAVAILABLE while the database is down or no parse worker can start, and
 //! an opaque INTERNAL for
 //! everything else, whose details go to the log only.
 
 use kpi_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+/// When a refused call may try again (`google.rpc.RetryInfo`).
+const RETRY_AFTER_OVERLOAD: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +22,9 @@ pub enum ApiError {
     NotFound { kind: &'static str, code: String },
     #[error("upload larger than the limit of {limit} bytes")]
     UploadTooLarge { limit: usize },
+    /// The server is running its limit of calls at once.
+    #[error("the server is at its limit of {limit} calls at once")]
+    Overloaded { limit: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// No parse worker could be started: the server's trouble, not the file's.
@@ -57,6 +63,11 @@ impl From<ApiError> for Status {
             ApiError::UploadTooLarge { limit } => {
                 Status::resource_exhausted(format!("the workbook is larger than the limit of {limit} bytes"))
             }
+            ApiError::Overloaded { limit } => Status::with_error_details(
+                Code::ResourceExhausted,
+                format!("the server is at its limit of {limit} calls at once; retry shortly"),
+                ErrorDetails::with_retry_info(Some(RETRY_AFTER_OVERLOAD)),
+            ),
             ApiError::Store(StoreError::Unknown { kind, code }) => {
                 Status::not_found(format!("{kind} {code} not found"))
             }

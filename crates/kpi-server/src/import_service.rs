@@ -8,6 +8,7 @@ use kpi_store::Store;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::admission::Admission;
 use crate::convert;
 use crate::errors::ApiError;
 use crate::telemetry::{observe, record_request};
@@ -22,11 +23,12 @@ pub struct ImportApi {
     /// The parse workers: an upload's bytes are read there, never in the server's process.
     reader: SheetReader,
     max_upload_bytes: usize,
+    admission: Admission,
 }
 
 impl ImportApi {
-    pub fn new(store: Store, reader: SheetReader, max_upload_bytes: usize) -> Self {
-        ImportApi { store, reader, max_upload_bytes }
+    pub fn new(store: Store, reader: SheetReader, max_upload_bytes: usize, admission: Admission) -> Self {
+        ImportApi { store, reader, max_upload_bytes, admission }
     }
 
     async fn import(
@@ -114,6 +116,6 @@ impl ImportService for ImportApi {
             },
             ..ImportOptions::default()
         };
-        observe(self.import(options, request.into_inner())).await
+        observe(&self.admission, self.import(options, request.into_inner())).await
     }
 }

@@ -8,6 +8,7 @@ use kpi_proto::v1::kpi_service_server::KpiService;
 use kpi_store::Store;
 use tonic::{Request, Response, Status};
 
+use crate::admission::Admission;
 use crate::convert;
 use crate::errors::ApiError;
 use crate::telemetry::{observe, record_request};
@@ -19,11 +20,12 @@ const MAX_TREND_POINTS: usize = 240;
 #[derive(Debug, Clone)]
 pub struct KpiApi {
     store: Store,
+    admission: Admission,
 }
 
 impl KpiApi {
-    pub fn new(store: Store) -> Self {
-        KpiApi { store }
+    pub fn new(store: Store, admission: Admission) -> Self {
+        KpiApi { store, admission }
     }
 
     async fn list_units(&self, request: v1::ListUnitsRequest) -> Result<v1::ListUnitsResponse, ApiError> {
@@ -238,20 +240,20 @@ impl KpiService for KpiApi {
     ) -> Result<Response<v1::ListUnitsResponse>, Status> {
         let request = request.into_inner();
         record_request(&request.parent_code, "");
-        observe(self.list_units(request)).await
+        observe(&self.admission, self.list_units(request)).await
     }
 
     async fn list_indicators(
         &self,
         request: Request<v1::ListIndicatorsRequest>,
     ) -> Result<Response<v1::ListIndicatorsResponse>, Status> {
-        observe(self.list_indicators(request.into_inner())).await
+        observe(&self.admission, self.list_indicators(request.into_inner())).await
     }
 
     async fn get_kpi(&self, request: Request<v1::GetKpiRequest>) -> Result<Response<v1::Kpi>, Status> {
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(self.get_kpi(request)).await
+        observe(&self.admission, self.get_kpi(request)).await
     }
 
     async fn query_kpis(
@@ -260,7 +262,7 @@ impl KpiService for KpiApi {
     ) -> Result<Response<v1::QueryKpisResponse>, Status> {
         let request = request.into_inner();
         record_request(&request.unit_codes.join(","), &request.periods.join(","));
-        observe(self.query_kpis(request)).await
+        observe(&self.admission, self.query_kpis(request)).await
     }
 
     async fn get_scorecard(
@@ -269,13 +271,13 @@ impl KpiService for KpiApi {
     ) -> Result<Response<v1::GetScorecardResponse>, Status> {
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(self.get_scorecard(request)).await
+        observe(&self.admission, self.get_scorecard(request)).await
     }
 
     async fn get_trend(&self, request: Request<v1::GetTrendRequest>) -> Result<Response<v1::GetTrendResponse>, Status> {
         let request = request.into_inner();
         record_request(&request.unit_code, &format!("{}..{}", request.from_period, request.to_period));
-        observe(self.get_trend(request)).await
+        observe(&self.admission, self.get_trend(request)).await
     }
 
     async fn rank_units(
@@ -284,7 +286,7 @@ impl KpiService for KpiApi {
     ) -> Result<Response<v1::RankUnitsResponse>, Status> {
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(self.rank_units(request)).await
+        observe(&self.admission, self.rank_units(request)).await
     }
 
     async fn get_completeness(
@@ -293,7 +295,7 @@ impl KpiService for KpiApi {
     ) -> Result<Response<v1::GetCompletenessResponse>, Status> {
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(self.get_completeness(request)).await
+        observe(&self.admission, self.get_completeness(request)).await
     }
 
     async fn list_revisions(
@@ -302,6 +304,6 @@ impl KpiService for KpiApi {
     ) -> Result<Response<v1::ListRevisionsResponse>, Status> {
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(self.list_revisions(request)).await
+        observe(&self.admission, self.list_revisions(request)).await
     }
 }

@@ -4,6 +4,7 @@
 //! `main.rs` only parses flags and waits for a signal; everything else is here so the
 //! end-to-end tests run the very same server on port 0.
 
+mod admission;
 pub mod auth;
 pub mod config;
 mod convert;

@@ -17,6 +17,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::admission::Admission;
 use crate::auth::{Role, TokenError, Tokens};
 use crate::config::Config;
 use crate::import_service::ImportApi;
@@ -96,9 +97,13 @@ impl Application {
             .register_encoded_file_descriptor_set(kpi_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let kpi = KpiServiceServer::with_interceptor(KpiApi::new(self.store.clone()), self.tokens.require(Role::Read));
+        let admission = Admission::new(self.config.max_concurrent_calls);
+        let kpi = KpiServiceServer::with_interceptor(
+            KpiApi::new(self.store.clone(), admission.clone()),
+            self.tokens.require(Role::Read),
+        );
         let import = ImportServiceServer::with_interceptor(
-            ImportApi::new(self.store.clone(), self.reader.clone(), self.config.max_upload_bytes),
+            ImportApi::new(self.store.clone(), self.reader.clone(), self.config.max_upload_bytes, admission),
             self.tokens.require(Role::Import),
         );
 
@@ -114,6 +119,7 @@ impl Application {
             .timeout(self.config.request_timeout())
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(self.config.max_concurrent_streams.max(1))
             .trace_fn(|request| {
                 tracing::info_span!(
                     "grpc",

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tonic::{Response, Status};
 use tracing_subscriber::EnvFilter;
 
+use crate::admission::Admission;
 use crate::config::LogFormat;
 use crate::errors::ApiError;
 
@@ -32,10 +33,17 @@ pub fn record_request(unit: &str, period: &str) {
     span.record("period", kpi_core::text::excerpt(period));
 }
 
-/// Runs a handler, maps its error to a status, and logs the outcome with its duration.
-pub async fn observe<T>(handler: impl Future<Output = Result<T, ApiError>>) -> Result<Response<T>, Status> {
+/// Admits a call (see [`Admission`]), runs its handler, maps its error to a status, and logs
+/// the outcome with its duration.
+pub async fn observe<T>(
+    admission: &Admission,
+    handler: impl Future<Output = Result<T, ApiError>>,
+) -> Result<Response<T>, Status> {
     let started = Instant::now();
-    let result = handler.await.map(Response::new).map_err(Status::from);
+    let result = match admission.admit() {
+        Ok(_permit) => handler.await.map(Response::new).map_err(Status::from),
+        Err(refused) => Err(Status::from(refused)),
+    };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &result {
         Ok(_) => tracing::info!(elapsed_ms, code = "OK", "call finished"),
