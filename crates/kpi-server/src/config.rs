@@ -85,6 +85,10 @@ pub struct Config {
     #[arg(skip)]
     pub parse_worker_command: Option<kpi_importer::WorkerCommand>,
 
+    /// Seconds a call waits for a database connection before it fails as UNAVAILABLE.
+    #[arg(long, env = "KPI_DATABASE_ACQUIRE_TIMEOUT_SECONDS", default_value_t = 2)]
+    pub database_acquire_timeout_seconds: u64,
+
     /// Seconds between database health checks.
     #[arg(long, env = "KPI_HEALTH_INTERVAL_SECONDS", default_value_t = 5)]
     pub health_interval_seconds: u64,
@@ -114,6 +118,10 @@ impl Config {
             Some(command) => Ok(command.clone()),
             None => kpi_importer::WorkerCommand::current_exe(),
         }
+    }
+
+    pub fn database_acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.database_acquire_timeout_seconds.max(1))
     }
 
     pub fn health_interval(&self) -> Duration {

@@ -62,7 +62,7 @@ impl Application {
             return Err(StartupError::InsecureListen(config.listen));
         }
         let catalog = kpi_store::load_catalog_file(config.catalog.as_deref())?;
-        let store = Store::connect(&config.database_url).await?;
+        let store = Store::connect_with(&config.database_url, config.database_acquire_timeout()).await?;
         store.load_catalog(&catalog).await?;
         let reader = kpi_importer::SheetReader::start(config.parse_worker()?, config.isolation()).await?;
         let listener = TcpListener::bind(config.listen)
@@ -171,15 +171,23 @@ fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE))
 }
 
+/// How long a health ping may take before the database counts as down, so NOT_SERVING shows
+/// within one check interval.
+const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The services whose health follows the database; `""` is the server as a whole.
 const HEALTH_SERVICES: [&str; 3] = ["", "kpi.v1.KpiService", "kpi.v1.ImportService"];
 
 /// SERVING when the database answers a ping.
 async fn database_status(store: &Store) -> ServingStatus {
-    match store.ping().await {
-        Ok(()) => ServingStatus::Serving,
-        Err(error) => {
+    match tokio::time::timeout(HEALTH_PING_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => ServingStatus::Serving,
+        Ok(Err(error)) => {
             tracing::warn!(%error, "database health check failed");
+            ServingStatus::NotServing
+        }
+        Err(_) => {
+            tracing::warn!(seconds = HEALTH_PING_TIMEOUT.as_secs(), "database health check timed out");
             ServingStatus::NotServing
         }
     }

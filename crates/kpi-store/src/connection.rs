@@ -19,6 +19,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://kpi.db?mode=rwc";
 /// replicas starting at once.
 pub(crate) const SCHEMA_LOCK_KEY: i64 = 0x6b70_6930_3921;
 
+/// How long a call waits for a pooled connection by default.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a pooled connection may sit idle before it is pinged on checkout.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(30);
 
@@ -35,12 +38,19 @@ impl Store {
     /// SQLite runs in WAL mode with a busy timeout and foreign keys on, behind a pool of several
     /// connections (sea-orm would otherwise use one), so readers never wait for a writer.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`Store::connect`], waiting at most `acquire_timeout` for a pooled connection: while
+    /// the database is down, a call fails as UNAVAILABLE after that long, before a client's
+    /// own deadline.
+    pub async fn connect_with(url: &str, acquire_timeout: Duration) -> Result<Store, StoreError> {
         let mut options = ConnectOptions::new(url);
         options
             .max_connections(10)
             .min_connections(1)
             .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             // Pinging every checkout doubled the round trips of a one-query call (a KPI); a
             // connection idle long enough to have been dropped is still pinged first.
             .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
