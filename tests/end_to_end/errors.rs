@@ -37,6 +37,11 @@ async fn malformed_requests_name_their_field() {
         .await
         .unwrap_err();
     assert_eq!(violated_field(&status), "page_token");
+    for almost in ["kpi1.+5", "kpi1.", "kpi1. 5", "kpi1.5x"] {
+        let request = v1::ListUnitsRequest { parent_code: String::new(), page_size: 10, page_token: almost.into() };
+        let status = client.list_units(request).await.unwrap_err();
+        assert_eq!(violated_field(&status), "page_token", "{almost:?}");
+    }
 
     let status = client
         .get_trend(v1::GetTrendRequest {

@@ -167,3 +167,20 @@ async fn uploads_use_the_catalog_another_replica_loaded() {
     let after = app.upload("xanhmoi-2022.xlsx", &bytes, false).await.unwrap();
     assert_eq!((after.status.as_str(), after.unit.as_str()), ("accepted", "XANHMOI"), "{:?}", after.errors);
 }
+
+/// An upload's file name is the client's: stored and reported without its path or control
+/// characters, and at most 255 characters long.
+#[tokio::test]
+async fn upload_file_names_are_stripped_and_capped() {
+    let app = spawn_app().await;
+    let bytes = report("BOCBO", "Năm 2022", &[("A01", Cell::Value(19.0))]);
+    let name = format!("../../etc/forged\n\u{1b}[31m{}.xlsx", "x".repeat(10_000));
+    let result = app.upload(&name, &bytes, false).await.unwrap();
+    assert_eq!(result.status, "accepted", "{:?}", result.errors);
+    let request = v1::ListRevisionsRequest { unit_code: "BOCBO".into(), period: "2022".into() };
+    let revisions = app.kpi().await.list_revisions(request).await.unwrap().into_inner().revisions;
+    let stored = &revisions[0].file_name;
+    assert_eq!(stored.chars().count(), 255, "{stored}");
+    assert!(stored.starts_with("forged[31mxxx") && !stored.chars().any(char::is_control), "{stored}");
+    assert!(!result.path.contains('\n') && result.path.starts_with("forged"), "{}", result.path);
+}

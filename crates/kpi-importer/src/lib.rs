@@ -173,6 +173,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Longest file name kept with a revision.
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+
+/// A file's name as it is stored and logged: its last component, without control characters,
+/// at most [`MAX_FILE_NAME_CHARS`] characters. An upload names its file freely.
+pub fn stored_file_name(path: &str) -> String {
+    file_name_of(path).chars().filter(|ch| !ch.is_control()).take(MAX_FILE_NAME_CHARS).collect()
+}
+
 /// The last component of a path, for messages (`bang-thanh-2022.xlsx`).
 pub fn file_name_of(path: &str) -> &str {
     path.rsplit(['/', '\\', '!']).next().unwrap_or(path)
@@ -295,7 +304,7 @@ fn new_revision(file: &ParsedFile, report: &ParsedReport, options: &ImportOption
     NewRevision {
         unit: report.unit.clone(),
         period: report.period,
-        file_name: file_name_of(&file.path).to_owned(),
+        file_name: stored_file_name(&file.path),
         sha256: file.sha256.clone(),
         imported_by: options.imported_by.clone(),
         prepared_by: report.prepared_by.clone(),

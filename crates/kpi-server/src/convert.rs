@@ -58,8 +58,10 @@ pub fn page(page_size: i32, page_token: &str) -> Result<(usize, usize), ApiError
     if page_token.is_empty() {
         return Ok((0, size));
     }
+    // Exactly what `next_page_token` writes: the prefix and decimal digits, nothing else.
     let offset = page_token
         .strip_prefix(PAGE_TOKEN_PREFIX)
+        .filter(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|rest| rest.parse::<usize>().ok())
         .ok_or_else(|| ApiError::invalid("page_token", "not a token this service issued"))?;
     Ok((offset, size))

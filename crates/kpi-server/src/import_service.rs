@@ -64,6 +64,9 @@ impl ImportApi {
         if first {
             return Err(ApiError::invalid("data", "the upload had no chunks"));
         }
+        // The name is the client's: no path, no control characters, 255 characters at most,
+        // in storage, messages and logs alike.
+        let file_name = kpi_importer::stored_file_name(&file_name);
         if file_name.trim().is_empty() {
             return Err(ApiError::invalid("file_name", "the first chunk must name the file"));
         }

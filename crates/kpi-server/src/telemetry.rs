@@ -16,7 +16,9 @@ use crate::errors::ApiError;
 /// Installs the global subscriber; `RUST_LOG` overrides the default `info` level.
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a terminal: a log file gets no escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     // A second initialisation (several servers in one test process) keeps the first.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
