@@ -111,3 +111,18 @@ async fn oversized_input_is_quoted_as_an_excerpt() {
         assert!(!status.message().contains('\n'), "{}", status.message());
     }
 }
+
+/// Lists past their documented maximum are INVALID_ARGUMENT naming the field.
+#[tokio::test]
+async fn overlong_lists_are_refused() {
+    let app = spawn_app().await;
+    let mut client = app.kpi().await;
+    let request = v1::QueryKpisRequest {
+        unit_codes: vec!["PACNAM".to_owned(); 400_000],
+        periods: vec!["2022".to_owned()],
+        ..Default::default()
+    };
+    let status = client.query_kpis(request).await.unwrap_err();
+    assert_eq!(violated_field(&status), "unit_codes");
+    assert!(status.message().contains("at most 1000"), "{}", status.message());
+}

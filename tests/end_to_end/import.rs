@@ -76,6 +76,33 @@ async fn uploads_over_the_limit_are_refused() {
     let app = spawn_app_with(|config| config.max_upload_bytes = 10_000).await;
     let status = app.upload("big.xlsx", &vec![0u8; 20_000], false).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
+    // One message past the decoding limit gets the same refusal, naming the limit.
+    let one_message = |bytes: Vec<u8>| {
+        let chunk = v1::ImportChunk { file_name: "big.xlsx".into(), data: bytes, ..Default::default() };
+        tonic::Request::new(tokio_stream::iter(vec![chunk]))
+    };
+    let status = app.importer().await.import_workbook(one_message(vec![0u8; 200_000])).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("10000"), "{}", status.message());
+
+    // With the default limit (20 MiB), a 6 MiB workbook fits in one message.
+    let app = spawn_app().await;
+    let result = app.importer().await.import_workbook(one_message(vec![b'x'; 6 << 20])).await.unwrap().into_inner();
+    assert_eq!((result.status.as_str(), result.errors[0].code.as_str()), ("rejected", "not_a_workbook"));
+}
+
+#[tokio::test]
+async fn upload_bytes_in_flight_are_bounded() {
+    use tonic_types::StatusExt;
+
+    let app = spawn_app_with(|config| config.max_upload_bytes_in_flight = 1_000).await;
+    let status = app.upload("big.xlsx", &vec![0u8; 5_000], false).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.get_error_details().retry_info().is_some(), "{status:?}");
+    let small = report("BOCBO", "Năm 2022", &[("A01", Cell::Value(19.0))]);
+    let app = spawn_app_with(|config| config.max_upload_bytes_in_flight = 100_000).await;
+    assert_eq!(app.upload("bocbo.xlsx", &small, false).await.unwrap().status, "accepted");
+    assert_eq!(app.upload("bocbo-again.xlsx", &small, false).await.unwrap().status, "unchanged", "bytes are released");
 }
 
 #[tokio::test]

@@ -60,6 +60,10 @@ pub struct Config {
     #[arg(long, env = "KPI_MAX_CONCURRENT_CALLS", default_value_t = 256)]
     pub max_concurrent_calls: usize,
 
+    /// Upload bytes all uploads together may hold in memory; beyond, RESOURCE_EXHAUSTED.
+    #[arg(long, env = "KPI_MAX_UPLOAD_BYTES_IN_FLIGHT", default_value_t = 128 * 1024 * 1024)]
+    pub max_upload_bytes_in_flight: usize,
+
     /// HTTP/2 streams (calls) one connection may have open at once.
     #[arg(long, env = "KPI_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
     pub max_concurrent_streams: u32,

@@ -32,6 +32,17 @@ pub fn period(field: &'static str, text: &str) -> Result<Period, ApiError> {
     Period::parse(text).map_err(|e| ApiError::invalid(field, e))
 }
 
+/// Refuses a list longer than `max` items.
+pub fn at_most(field: &'static str, len: usize, max: usize) -> Result<(), ApiError> {
+    if len > max { Err(ApiError::invalid(field, format!("{len} items, at most {max}"))) } else { Ok(()) }
+}
+
+/// The first few items of a request's list, for the call's log span.
+pub fn list_head(items: &[String]) -> String {
+    let head: Vec<&str> = items.iter().take(4).map(String::as_str).collect();
+    if items.len() > head.len() { format!("{},… ({} in all)", head.join(","), items.len()) } else { head.join(",") }
+}
+
 /// A unit that must exist in the catalog.
 pub fn known_unit<'a>(snapshot: &'a Snapshot, field: &'static str, text: &str) -> Result<&'a UnitInfo, ApiError> {
     let code = unit_code(field, text)?;

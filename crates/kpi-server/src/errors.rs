@@ -22,6 +22,9 @@ pub enum ApiError {
     NotFound { kind: &'static str, code: String },
     #[error("upload larger than the limit of {limit} bytes")]
     UploadTooLarge { limit: usize },
+    /// The server holds its limit of upload bytes at once.
+    #[error("the server holds its limit of {limit} upload bytes at once")]
+    UploadsBusy { limit: usize },
     /// The server is running its limit of calls at once.
     #[error("the server is at its limit of {limit} calls at once")]
     Overloaded { limit: usize },
@@ -63,6 +66,11 @@ impl From<ApiError> for Status {
             ApiError::UploadTooLarge { limit } => {
                 Status::resource_exhausted(format!("the workbook is larger than the limit of {limit} bytes"))
             }
+            ApiError::UploadsBusy { limit } => Status::with_error_details(
+                Code::ResourceExhausted,
+                format!("the server is receiving its limit of {limit} upload bytes at once; retry shortly"),
+                ErrorDetails::with_retry_info(Some(RETRY_AFTER_OVERLOAD)),
+            ),
             ApiError::Overloaded { limit } => Status::with_error_details(
                 Code::ResourceExhausted,
                 format!("the server is at its limit of {limit} calls at once; retry shortly"),

@@ -8,7 +8,7 @@ use kpi_store::Store;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::admission::Admission;
+use crate::admission::{Admission, UploadBytes};
 use crate::convert;
 use crate::errors::ApiError;
 use crate::telemetry::{observe, record_request};
@@ -24,11 +24,18 @@ pub struct ImportApi {
     reader: SheetReader,
     max_upload_bytes: usize,
     admission: Admission,
+    upload_bytes: UploadBytes,
 }
 
 impl ImportApi {
-    pub fn new(store: Store, reader: SheetReader, max_upload_bytes: usize, admission: Admission) -> Self {
-        ImportApi { store, reader, max_upload_bytes, admission }
+    pub fn new(
+        store: Store,
+        reader: SheetReader,
+        max_upload_bytes: usize,
+        admission: Admission,
+        upload_bytes: UploadBytes,
+    ) -> Self {
+        ImportApi { store, reader, max_upload_bytes, admission, upload_bytes }
     }
 
     async fn import(
@@ -40,9 +47,13 @@ impl ImportApi {
         let mut data = Vec::new();
         let mut options = options;
         let mut first = true;
+        // The bytes this upload holds, counted against the server's bound until it ends.
+        let mut in_flight = Vec::new();
         while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|status| {
-                ApiError::invalid("data", format!("the upload stream broke: {}", status.message()))
+            let chunk = chunk.map_err(|status| match status.code() {
+                // One message over the decoding limit: the same refusal as any oversized upload.
+                tonic::Code::OutOfRange => ApiError::UploadTooLarge { limit: self.max_upload_bytes },
+                _ => ApiError::invalid("data", format!("the upload stream broke: {}", status.message())),
             })?;
             if first {
                 first = false;
@@ -59,6 +70,7 @@ impl ImportApi {
             if data.len().saturating_add(chunk.data.len()) > self.max_upload_bytes {
                 return Err(ApiError::UploadTooLarge { limit: self.max_upload_bytes });
             }
+            in_flight.push(self.upload_bytes.reserve(chunk.data.len())?);
             data.extend_from_slice(&chunk.data);
         }
         if first {
@@ -74,6 +86,7 @@ impl ImportApi {
         // an edited one since this server started).
         let catalog = self.store.snapshot().await?.catalog()?;
         let report = kpi_importer::import_file(&self.store, &self.reader, &catalog, &file_name, data, &options).await?;
+        drop(in_flight);
         tracing::info!(file = %report.path, status = report.status.as_str(), "workbook uploaded");
         Ok(import_result(report))
     }

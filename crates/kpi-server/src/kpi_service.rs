@@ -15,6 +15,10 @@ use crate::telemetry::{observe, record_request};
 
 /// Longest trend served, in periods (a hundred years of quarters would be a mistake).
 const MAX_TREND_POINTS: usize = 240;
+/// Most units one QueryKpis may name (children included come on top, a page at a time).
+const MAX_QUERY_UNITS: usize = 1_000;
+/// Most indicators one QueryKpis may name.
+const MAX_QUERY_INDICATORS: usize = 200;
 
 /// The KPI service over a store.
 #[derive(Debug, Clone)]
@@ -83,6 +87,9 @@ impl KpiApi {
         if request.periods.is_empty() {
             return Err(ApiError::invalid("periods", "name at least one period"));
         }
+        convert::at_most("unit_codes", request.unit_codes.len(), MAX_QUERY_UNITS)?;
+        convert::at_most("indicator_codes", request.indicator_codes.len(), MAX_QUERY_INDICATORS)?;
+        convert::at_most("periods", request.periods.len(), MAX_TREND_POINTS)?;
         let periods = request.periods.iter().map(|p| convert::period("periods", p)).collect::<Result<Vec<_>, _>>()?;
         let mut units: Vec<UnitCode> = Vec::new();
         for text in &request.unit_codes {
@@ -261,7 +268,7 @@ impl KpiService for KpiApi {
         request: Request<v1::QueryKpisRequest>,
     ) -> Result<Response<v1::QueryKpisResponse>, Status> {
         let request = request.into_inner();
-        record_request(&request.unit_codes.join(","), &request.periods.join(","));
+        record_request(&convert::list_head(&request.unit_codes), &convert::list_head(&request.periods));
         observe(&self.admission, self.query_kpis(request)).await
     }
 

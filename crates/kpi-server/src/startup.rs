@@ -17,7 +17,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, UploadBytes};
 use crate::auth::{Role, TokenError, Tokens};
 use crate::config::Config;
 use crate::import_service::ImportApi;
@@ -102,8 +102,18 @@ impl Application {
             KpiApi::new(self.store.clone(), admission.clone()),
             self.tokens.require(Role::Read),
         );
-        let import = ImportServiceServer::with_interceptor(
-            ImportApi::new(self.store.clone(), self.reader.clone(), self.config.max_upload_bytes, admission),
+        let import_api = ImportApi::new(
+            self.store.clone(),
+            self.reader.clone(),
+            self.config.max_upload_bytes,
+            admission,
+            UploadBytes::new(self.config.max_upload_bytes_in_flight),
+        );
+        // One message may carry a whole workbook up to the upload limit, as a chunked upload
+        // may; beyond, the refusal is the same RESOURCE_EXHAUSTED.
+        let decoding_limit = self.config.max_upload_bytes.saturating_add(UPLOAD_MESSAGE_OVERHEAD);
+        let import = tonic::service::interceptor::InterceptedService::new(
+            ImportServiceServer::new(import_api).max_decoding_message_size(decoding_limit),
             self.tokens.require(Role::Import),
         );
 
@@ -170,6 +180,9 @@ const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE))
 }
+
+/// Room for an upload message's fields around its bytes.
+const UPLOAD_MESSAGE_OVERHEAD: usize = 64 * 1024;
 
 /// How long a health ping may take before the database counts as down, so NOT_SERVING shows
 /// within one check interval.
