@@ -64,6 +64,11 @@ pub struct Config {
     #[arg(long, env = "KPI_MAX_UPLOAD_BYTES_IN_FLIGHT", default_value_t = 128 * 1024 * 1024)]
     pub max_upload_bytes_in_flight: usize,
 
+    /// Seconds a client connection lives before the server asks it to reconnect (GOAWAY,
+    /// then 30 s for its calls to finish): idle connections cannot pile up forever.
+    #[arg(long, env = "KPI_MAX_CONNECTION_AGE_SECONDS", default_value_t = 600)]
+    pub max_connection_age_seconds: u64,
+
     /// HTTP/2 streams (calls) one connection may have open at once.
     #[arg(long, env = "KPI_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
     pub max_concurrent_streams: u32,
@@ -122,6 +127,10 @@ impl Config {
             Some(command) => Ok(command.clone()),
             None => kpi_importer::WorkerCommand::current_exe(),
         }
+    }
+
+    pub fn max_connection_age(&self) -> Duration {
+        Duration::from_secs(self.max_connection_age_seconds.max(1))
     }
 
     pub fn database_acquire_timeout(&self) -> Duration {

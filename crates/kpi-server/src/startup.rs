@@ -130,6 +130,8 @@ impl Application {
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .max_concurrent_streams(self.config.max_concurrent_streams.max(1))
+            .max_connection_age(self.config.max_connection_age())
+            .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
             .trace_fn(|request| {
                 tracing::info_span!(
                     "grpc",
@@ -177,8 +179,56 @@ const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// The accepted connections of `listener`, each with `TCP_NODELAY`: a response written in
 /// several segments otherwise waits for the client's delayed ACK, about 40 ms per call
 /// (Nagle's algorithm). Tonic sets it only on listeners it binds itself.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE))
+fn incoming(listener: TcpListener) -> PausingIncoming<TcpIncoming> {
+    PausingIncoming::new(TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE)))
+}
+
+/// How long calls on a connection past its age may take to finish before it closes.
+const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
+
+/// How long accepting pauses after an error.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Accepted connections that pause after an accept error. Out of file descriptors (EMFILE),
+/// `accept` fails at once every time, and tonic's loop, which goes straight back to it, would
+/// spin a core until a descriptor frees.
+struct PausingIncoming<S> {
+    inner: S,
+    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> PausingIncoming<S> {
+    fn new(inner: S) -> Self {
+        PausingIncoming { inner, pause: None }
+    }
+}
+
+impl<S, T, E> tokio_stream::Stream for PausingIncoming<S>
+where
+    S: tokio_stream::Stream<Item = Result<T, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<T, E>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        use std::task::Poll;
+        if let Some(pause) = self.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.pause = None;
+        }
+        let polled = std::pin::Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(Some(Err(error))) = &polled {
+            tracing::warn!(%error, pause_ms = ACCEPT_PAUSE.as_millis() as u64, "accepting a connection failed; pausing");
+            self.pause = Some(Box::pin(tokio::time::sleep(ACCEPT_PAUSE)));
+        }
+        polled
+    }
 }
 
 /// Room for an upload message's fields around its bytes.
@@ -228,9 +278,20 @@ async fn watch_database(
 
 #[cfg(test)]
 mod tests {
-    use tokio_stream::StreamExt;
+    use tokio_stream::{Stream, StreamExt};
 
     use super::*;
+
+    #[tokio::test]
+    async fn accepting_pauses_after_an_error() {
+        let errors = tokio_stream::iter(vec![Err::<u8, _>("EMFILE"), Ok(1)]);
+        let mut incoming = std::pin::pin!(PausingIncoming::new(errors));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        let first = incoming.as_mut().poll_next(&mut context);
+        assert!(matches!(first, std::task::Poll::Ready(Some(Err("EMFILE")))));
+        assert!(incoming.as_mut().poll_next(&mut context).is_pending(), "no retry before the pause ends");
+        assert_eq!(incoming.next().await, Some(Ok(1)), "then accepting resumes");
+    }
 
     #[tokio::test]
     async fn accepted_connections_do_not_wait_for_delayed_acks() -> Result<(), Box<dyn std::error::Error>> {
