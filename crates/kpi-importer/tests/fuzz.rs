@@ -24,29 +24,7 @@ use kpi_importer::hostile::{self, biff};
 use kpi_importer::template::demo_report;
 use kpi_importer::workbook::read_sheets;
 use kpi_importer::{IsolationConfig, Lang, SheetReader, WorkerCommand, parse_sheets};
-
-/// splitmix64: a tiny, well-mixed, seedable generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use kpi_store::test_support::{SeededRng as Rng, env_number};
 
 const ATTRIBUTES: &[&str] = &[
     "r",
@@ -97,7 +75,7 @@ fn flip_bytes(rng: &mut Rng, data: &mut [u8]) {
     }
     for _ in 0..=rng.below(4) {
         let at = rng.below(data.len());
-        data[at] = rng.next() as u8;
+        data[at] = rng.next_u64() as u8;
     }
 }
 
@@ -175,7 +153,7 @@ fn mutate_xls(rng: &mut Rng, bytes: &[u8]) -> (String, Vec<u8>) {
     let what = match rng.below(7) {
         0 => {
             let at = *rng.pick(&offsets);
-            let length = if rng.below(2) == 0 { extreme as u16 } else { rng.next() as u16 };
+            let length = if rng.below(2) == 0 { extreme as u16 } else { rng.next_u64() as u16 };
             stream[at + 2..at + 4].copy_from_slice(&length.to_le_bytes());
             "record length"
         }
@@ -269,7 +247,7 @@ async fn mutated_workbooks_are_accepted_or_rejected_never_fatal() {
     for case in 0..cases {
         let (reader, catalog, seeds) = (reader.clone(), catalog.clone(), seeds.clone());
         tasks.spawn(async move {
-            let mut rng = Rng(seed.wrapping_mul(1_000_003).wrapping_add(case));
+            let mut rng = Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(case));
             let seed_file = &seeds[rng.below(seeds.len())];
             let (what, bytes) = mutate(&mut rng, seed_file);
             let (code, message) = outcome(&reader, &catalog, bytes.clone()).await;

@@ -1,6 +1,7 @@
 //! A fresh database per test: a SQLite file by default, or a new PostgreSQL database when
 //! `TEST_DATABASE_URL` is set, so the same suite covers both backends and tests run in
-//! parallel without seeing each other's data.
+//! parallel without seeing each other's data. Also the seeded generator the property and
+//! fuzz tests share, and their environment knobs.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -92,4 +93,38 @@ fn replace_database_name(url: &str, name: &str) -> String {
         Some(query) => format!("{root}/{name}?{query}"),
         None => format!("{root}/{name}"),
     }
+}
+
+/// splitmix64: a tiny, well-mixed, seedable generator, so a property or fuzz run is the same
+/// run on every machine for a given seed.
+#[derive(Debug, Clone)]
+pub struct SeededRng(u64);
+
+impl SeededRng {
+    pub fn new(seed: u64) -> SeededRng {
+        SeededRng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 { 0 } else { (self.next_u64() % n as u64) as usize }
+    }
+
+    /// One of `items`, which must not be empty.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// A number from the environment (`KPI_FUZZ_CASES`, `KPI_PROPERTY_SEED`, …), or `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }

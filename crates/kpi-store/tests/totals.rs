@@ -14,28 +14,8 @@ use std::fmt::Write as _;
 
 use kpi_core::aggregate::{aggregate_units, resolve_over_time};
 use kpi_core::{Catalog, Figure, IndicatorCode, IndicatorKind, Period, UnitCode, UnitTree};
-use kpi_store::test_support::TestDatabase;
+use kpi_store::test_support::{SeededRng as Rng, TestDatabase, env_number};
 use kpi_store::{NewRevision, NewValue, SHIPPED_CATALOG, Store};
-
-/// splitmix64, seedable and dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// A random tree under PACNAM: districts of communes, as (code, parent) pairs.
 fn random_tree(rng: &mut Rng) -> Vec<(String, Option<String>)> {
@@ -196,7 +176,7 @@ async fn write(store: &Store, rng: &mut Rng, catalog: &Catalog, model: &mut Mode
 async fn maintained_totals_equal_a_recomputation_from_current_revisions() {
     let (cases, seed) = (env_number("KPI_PROPERTY_CASES", 8), env_number("KPI_PROPERTY_SEED", 1));
     for case in 0..cases {
-        let mut rng = Rng(seed.wrapping_mul(7_919).wrapping_add(case));
+        let mut rng = Rng::new(seed.wrapping_mul(7_919).wrapping_add(case));
         let units = random_tree(&mut rng);
         let reporter = units[rng.below(units.len())].0.clone();
         let catalog = Catalog::from_toml(&catalog_text(&units, &reporter)).unwrap();
