@@ -118,12 +118,12 @@ impl Application {
         );
 
         // Statuses are set before the first call can arrive; the watcher keeps them current.
-        let initial = database_status(&self.store).await;
+        let probe = kpi_store::HealthProbe::connect(&self.config.database_url).await?;
+        let initial = database_status(&probe).await;
         for service in HEALTH_SERVICES {
             health_reporter.set_service_status(service, initial).await;
         }
-        let watcher =
-            tokio::spawn(watch_database(self.store.clone(), health_reporter, self.config.health_interval(), initial));
+        let watcher = tokio::spawn(watch_database(probe, health_reporter, self.config.health_interval(), initial));
         let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
         let serving = Server::builder()
             .timeout(self.config.request_timeout())
@@ -241,9 +241,9 @@ const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// The services whose health follows the database; `""` is the server as a whole.
 const HEALTH_SERVICES: [&str; 3] = ["", "kpi.v1.KpiService", "kpi.v1.ImportService"];
 
-/// SERVING when the database answers a ping.
-async fn database_status(store: &Store) -> ServingStatus {
-    match tokio::time::timeout(HEALTH_PING_TIMEOUT, store.ping()).await {
+/// SERVING when the database answers a ping on the probe's own connection.
+async fn database_status(probe: &kpi_store::HealthProbe) -> ServingStatus {
+    match tokio::time::timeout(HEALTH_PING_TIMEOUT, probe.ping()).await {
         Ok(Ok(())) => ServingStatus::Serving,
         Ok(Err(error)) => {
             tracing::warn!(%error, "database health check failed");
@@ -258,7 +258,7 @@ async fn database_status(store: &Store) -> ServingStatus {
 
 /// Keeps the health status in step with the database: NOT_SERVING while it is unreachable.
 async fn watch_database(
-    store: Store,
+    probe: kpi_store::HealthProbe,
     reporter: tonic_health::server::HealthReporter,
     interval: std::time::Duration,
     initial: ServingStatus,
@@ -266,7 +266,7 @@ async fn watch_database(
     let mut last = initial;
     loop {
         tokio::time::sleep(interval).await;
-        let status = database_status(&store).await;
+        let status = database_status(&probe).await;
         if status != last {
             for service in HEALTH_SERVICES {
                 reporter.set_service_status(service, status).await;

@@ -87,11 +87,6 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the database answers; used by the health check.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        Ok(self.db.ping().await?)
-    }
-
     /// Which backend this store talks to, for logs.
     pub fn backend_name(&self) -> &'static str {
         match self.db.get_database_backend() {
@@ -99,5 +94,32 @@ impl Store {
             DbBackend::Sqlite => "sqlite",
             _ => "other",
         }
+    }
+}
+
+/// A connection of its own for health checks, so a pool busy with slow calls (or exhausted by
+/// them) never delays or fakes the answer.
+#[derive(Debug, Clone)]
+pub struct HealthProbe {
+    db: DatabaseConnection,
+}
+
+impl HealthProbe {
+    /// Opens the probe's one connection to `url`, lazily: it connects on the first ping.
+    pub async fn connect(url: &str) -> Result<HealthProbe, StoreError> {
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(1)
+            .min_connections(0)
+            .connect_lazy(true)
+            .connect_timeout(Duration::from_secs(1))
+            .acquire_timeout(Duration::from_secs(1))
+            .sqlx_logging(false);
+        Ok(HealthProbe { db: Database::connect(options).await? })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.db.ping().await?)
     }
 }

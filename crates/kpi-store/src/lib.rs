@@ -17,7 +17,7 @@ pub mod test_support;
 mod totals;
 
 pub use catalog_sync::CatalogChanges;
-pub use connection::{DEFAULT_DATABASE_URL, Store};
+pub use connection::{DEFAULT_DATABASE_URL, HealthProbe, Store};
 pub use error::StoreError;
 pub use kpis::{Completeness, Kpi};
 pub use revisions::{CurrentRevision, NewRevision, NewValue, RevisionInfo, StoredIssue, WriteOutcome};
