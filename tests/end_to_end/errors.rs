@@ -126,3 +126,24 @@ async fn overlong_lists_are_refused() {
     assert_eq!(violated_field(&status), "unit_codes");
     assert!(status.message().contains("at most 1000"), "{}", status.message());
 }
+
+/// A GetKpiRequest whose `unit_code` (field 1, a string) arrives as a number: not a valid
+/// message of the method's type.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MistypedRequest {
+    #[prost(uint64, tag = "1")]
+    unit_code: u64,
+}
+
+/// A request that is not a valid message is INVALID_ARGUMENT, without the decoder's details.
+#[tokio::test]
+async fn undecodable_requests_are_invalid_argument() {
+    let app = spawn_app().await;
+    let mut grpc = tonic::client::Grpc::new(app.channel().await);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<MistypedRequest, v1::Kpi>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/kpi.v1.KpiService/GetKpi");
+    let status = grpc.unary(tonic::Request::new(MistypedRequest { unit_code: 7 }), path, codec).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(!status.message().contains("wire type"), "{}", status.message());
+}

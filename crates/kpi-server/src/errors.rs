@@ -10,6 +10,26 @@ use kpi_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+/// A request that is not a valid protobuf message is the client's error: tonic answers it as
+/// INTERNAL with the decoder's details; this makes it INVALID_ARGUMENT without them. Applied
+/// to every response (a tower layer in `startup`), it leaves all others untouched.
+pub fn refuse_undecodable(
+    mut response: tonic::codegen::http::Response<tonic::body::Body>,
+) -> tonic::codegen::http::Response<tonic::body::Body> {
+    use tonic::codegen::http::HeaderValue;
+    let headers = response.headers_mut();
+    let internal = headers.get("grpc-status").is_some_and(|status| status == "13");
+    let undecodable = headers
+        .get("grpc-message")
+        .and_then(|message| message.to_str().ok())
+        .is_some_and(|message| message.starts_with("failed%20to%20decode"));
+    if internal && undecodable {
+        headers.insert("grpc-status", HeaderValue::from_static("3"));
+        headers.insert("grpc-message", HeaderValue::from_static("the%20request%20is%20not%20a%20valid%20message"));
+    }
+    response
+}
+
 /// When a refused call may try again (`google.rpc.RetryInfo`).
 const RETRY_AFTER_OVERLOAD: std::time::Duration = std::time::Duration::from_millis(200);
 

@@ -126,6 +126,7 @@ impl Application {
         let watcher = tokio::spawn(watch_database(probe, health_reporter, self.config.health_interval(), initial));
         let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
         let serving = Server::builder()
+            .layer(tower::util::MapResponseLayer::new(crate::errors::refuse_undecodable))
             .timeout(self.config.request_timeout())
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
