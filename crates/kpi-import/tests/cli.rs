@@ -2,8 +2,6 @@
 //! midway. Runs on SQLite, or on PostgreSQL when TEST_DATABASE_URL is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-
 use kpi_core::{Period, UnitCode};
 use kpi_importer::template::demo_report;
 use kpi_store::Store;
@@ -17,17 +15,10 @@ fn demo(unit: &str, year: i32) -> Vec<u8> {
     demo_report(&catalog(), &UnitCode::parse(unit).unwrap(), Period::Year(year)).unwrap()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let dir = std::env::temp_dir().join(format!("kpi-import-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[tokio::test]
 async fn command_line_exit_codes() {
     let db = TestDatabase::new().await;
-    let dir = temp_dir("cli");
+    let dir = kpi_store::test_support::temp_dir("cli").unwrap();
     let binary = env!("CARGO_BIN_EXE_kpi-import");
     let run = |args: &[&str]| {
         std::process::Command::new(binary)
@@ -103,7 +94,7 @@ async fn a_batch_stopped_by_the_database_still_writes_its_report() {
     let store = Store::connect(&db.url).await.unwrap();
     store.load_catalog(&catalog()).await.unwrap();
     fail_on_file(&db.url, "b-pnv.xlsx").await;
-    let dir = temp_dir("outage");
+    let dir = kpi_store::test_support::temp_dir("outage").unwrap();
     std::fs::write(dir.join("a-bocbo.xlsx"), demo("BOCBO", 2023)).unwrap();
     std::fs::write(dir.join("b-pnv.xlsx"), demo("PNV", 2023)).unwrap();
     std::fs::write(dir.join("c-colinh.xlsx"), demo("COLINH", 2023)).unwrap();
@@ -223,7 +214,7 @@ fn spawn_import(dir: &std::path::Path, url: &str) -> std::process::Child {
 /// a fresh database at a later moment, sweeping start-up, parsing and storing.
 #[tokio::test]
 async fn a_killed_import_keeps_every_invariant() {
-    let dir = temp_dir("kill");
+    let dir = kpi_store::test_support::temp_dir("kill").unwrap();
     let years = [2021, 2022, 2023, 2024];
     kpi_importer::template::write_demo_data(&catalog(), &dir, &years).unwrap();
     let mut outcomes = Vec::new();

@@ -453,13 +453,6 @@ async fn reader() -> SheetReader {
     SheetReader::start(command, IsolationConfig::default()).await.unwrap()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let dir = std::env::temp_dir().join(format!("kpi-importer-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn batch_options(dry_run: bool) -> BatchOptions {
     BatchOptions { import: ImportOptions { dry_run, ..options() }, jobs: 2, progress: std::sync::Arc::new(Silent) }
 }
@@ -589,7 +582,7 @@ async fn a_batch_of_folders_and_zips_with_ambiguous_files() {
     let (_db, store) = store().await;
     let reader = reader().await;
     let catalog = catalog();
-    let dir = temp_dir("batch");
+    let dir = kpi_store::test_support::temp_dir("batch").unwrap();
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::write(dir.join("sub/bocbo.xlsx"), write_report(&base()).unwrap()).unwrap();
     let mut copy = base();
@@ -634,7 +627,7 @@ async fn demo_data_imports_cleanly() {
     let (_db, store) = store().await;
     let reader = reader().await;
     let catalog = catalog();
-    let dir = temp_dir("demo");
+    let dir = kpi_store::test_support::temp_dir("demo").unwrap();
     let written = write_demo_data(&catalog, &dir, &[2023, 2024]).unwrap();
     assert_eq!(written.len(), 2 * catalog.units.iter().filter(|u| !u.reports.is_empty()).count());
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();

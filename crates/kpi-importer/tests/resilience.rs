@@ -5,7 +5,6 @@
 //! is tested with the command line, in crates/kpi-import/tests/cli.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,13 +46,6 @@ async fn codes(reader: &SheetReader, name: &str, bytes: Vec<u8>) -> Vec<&'static
         Ok(_) => Vec::new(),
         Err(rejected) => rejected.errors.iter().map(|e| e.code).collect(),
     }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let dir = std::env::temp_dir().join(format!("kpi-resilience-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Waits up to five seconds for the marked stand-in workers to be gone.
@@ -107,7 +99,7 @@ async fn hostile_files_in_a_batch_leave_the_good_ones_accepted() {
     let catalog = catalog();
     store.load_catalog(&catalog).await.unwrap();
     let reader = reader_with(IsolationConfig::default()).await;
-    let dir = temp_dir("batch");
+    let dir = kpi_store::test_support::temp_dir("batch").unwrap();
     let good = [("good-bocbo.xlsx", demo("BOCBO", 2023)), ("good-pnv.xlsx", demo("PNV", 2023))];
     let hostile = hostile_files(&good[0].1);
     for (name, bytes) in good.iter().map(|(n, b)| (*n, b)).chain(hostile.iter().map(|f| (f.name, &f.bytes))) {

@@ -124,6 +124,16 @@ impl SeededRng {
     }
 }
 
+/// A new empty folder for one test, unique across test processes and within one.
+pub fn temp_dir(name: &str) -> std::io::Result<std::path::PathBuf> {
+    static NEXT_FOLDER: AtomicU32 = AtomicU32::new(0);
+    let serial = NEXT_FOLDER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("kpi-{name}-{}-{serial}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// A number from the environment (`KPI_FUZZ_CASES`, `KPI_PROPERTY_SEED`, …), or `default`.
 pub fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

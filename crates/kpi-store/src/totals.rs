@@ -235,29 +235,22 @@ async fn upsert(conn: &impl ConnectionTrait, batch: &[&Change], additive: bool) 
 /// Rebuilds every total from the current reports, with the catalog as `conn` sees it.
 pub(crate) async fn rebuild(conn: &impl ConnectionTrait, snapshot: &Snapshot) -> Result<(), StoreError> {
     kpi_total::Entity::delete_many().exec(conn).await?;
-    let mut totals: BTreeMap<(i32, i32, Period), Totals> = BTreeMap::new();
+    // Every unit's reports, as changes from nothing, summed the way a group of writes sums them.
+    let mut pending = Pending::default();
     let none = HashMap::new();
     for units in snapshot.units.chunks(REBUILD_BATCH) {
         let ids: Vec<i32> = units.iter().map(|u| u.id).collect();
         let figures = current_figures_of(conn, snapshot, &ids, None).await?;
         for unit in units {
             let Some(reported) = figures.get(&unit.id) else { continue };
-            for (unit_id, indicator_id, period, change) in changes_for_unit(snapshot, unit, &none, reported)? {
-                accumulate(totals.entry((unit_id, indicator_id, period)).or_default(), change);
-            }
+            pending.add(changes_for_unit(snapshot, unit, &none, reported)?);
         }
     }
-    let rows: Vec<Change> = totals
-        .into_iter()
-        .flat_map(|((unit_id, indicator_id, period), total)| {
-            as_changes(total).map(move |c| (unit_id, indicator_id, period, c))
-        })
-        .collect();
-    apply_changes(conn, &rows).await?;
+    pending.apply(conn).await?;
     state::set(conn, state::TOTALS_BUILT, "built").await
 }
 
-/// Adds one change to a total being rebuilt.
+/// Adds one change to a total being summed.
 fn accumulate(total: &mut Totals, change: TotalsChange) {
     match change {
         TotalsChange::Add { count, numerator, denominator, units } => {
@@ -268,19 +261,6 @@ fn accumulate(total: &mut Totals, change: TotalsChange) {
         }
         TotalsChange::SetPercent(percent) => total.percent = percent,
     }
-}
-
-/// A rebuilt total as the changes that create its row from nothing.
-fn as_changes(total: Totals) -> impl Iterator<Item = TotalsChange> {
-    let add = TotalsChange::Add {
-        count: total.count,
-        numerator: total.numerator,
-        denominator: total.denominator,
-        units: total.reporting_units,
-    };
-    [Some(add).filter(|_| total.reporting_units != 0), total.percent.map(|p| TotalsChange::SetPercent(Some(p)))]
-        .into_iter()
-        .flatten()
 }
 
 /// Whether the totals were ever built in this database.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::Semaphore;
 
-use super::protocol::{self, Answer, Hello, MAX_FRAME_BYTES};
+use super::protocol::{self, Answer, Hello};
 use super::{IsolationConfig, WorkerCommand, WorkerError};
 use crate::issues::Problem;
 
@@ -193,21 +193,17 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 }
 
 async fn write_frame(output: &mut (impl AsyncWrite + Unpin), payload: &[u8]) -> std::io::Result<()> {
-    let length = u32::try_from(payload.len())
-        .ok()
-        .filter(|&n| n <= MAX_FRAME_BYTES)
-        .ok_or_else(|| std::io::Error::other("frame too large"))?;
-    output.write_all(&length.to_le_bytes()).await?;
+    let prefix = protocol::length_prefix(payload).ok_or_else(|| std::io::Error::other("frame too large"))?;
+    output.write_all(&prefix).await?;
     output.write_all(payload).await?;
     output.flush().await
 }
 
 /// One frame, growing the buffer as bytes arrive so a lying length allocates nothing.
 async fn read_frame(input: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
-    let length = input.read_u32_le().await?;
-    if length > MAX_FRAME_BYTES {
-        return Err(std::io::Error::other(format!("the worker announced a {length}-byte frame")));
-    }
+    let mut prefix = [0u8; 4];
+    input.read_exact(&mut prefix).await?;
+    let length = protocol::announced_length(prefix).map_err(std::io::Error::other)?;
     let mut payload = Vec::new();
     input.take(u64::from(length)).read_to_end(&mut payload).await?;
     if payload.len() != length as usize {

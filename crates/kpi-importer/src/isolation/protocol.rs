@@ -30,6 +30,18 @@ pub const VERSION: u16 = 1;
 /// Largest frame either side accepts: a whole workbook plus its request tag, or an answer.
 pub const MAX_FRAME_BYTES: u32 = (MAX_FILE_BYTES as u32).saturating_mul(2);
 
+/// The length prefix of a frame carrying `payload`, or `None` past [`MAX_FRAME_BYTES`].
+pub fn length_prefix(payload: &[u8]) -> Option<[u8; 4]> {
+    u32::try_from(payload.len()).ok().filter(|&n| n <= MAX_FRAME_BYTES).map(u32::to_le_bytes)
+}
+
+/// The payload length a received prefix announces, refused past [`MAX_FRAME_BYTES`] before
+/// anything is read.
+pub fn announced_length(prefix: [u8; 4]) -> Result<u32, ProtocolError> {
+    let length = u32::from_le_bytes(prefix);
+    if length > MAX_FRAME_BYTES { Err(ProtocolError(format!("a {length}-byte frame"))) } else { Ok(length) }
+}
+
 const REQUEST_PARSE: u8 = 1;
 const ANSWER_SHEETS: u8 = 0;
 const ANSWER_PROBLEM: u8 = 1;

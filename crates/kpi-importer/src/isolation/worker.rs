@@ -7,7 +7,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::process::ExitCode;
 
 use super::limits;
-use super::protocol::{self, Answer, MAX_FRAME_BYTES, ProtocolError};
+use super::protocol::{self, Answer, ProtocolError};
 use crate::workbook::read_sheets;
 
 /// The first argument that turns `kpi-import` or `kpi-server` into a parse worker.
@@ -62,16 +62,13 @@ pub fn serve(mut input: impl Read, mut output: impl Write) -> Result<(), WorkerS
 
 /// One frame, or `None` at a clean end of input.
 fn read_frame(input: &mut impl Read) -> Result<Option<Vec<u8>>, WorkerStop> {
-    let mut length = [0u8; 4];
-    match input.read_exact(&mut length) {
+    let mut prefix = [0u8; 4];
+    match input.read_exact(&mut prefix) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(error) => return Err(error.into()),
     }
-    let length = u32::from_le_bytes(length);
-    if length > MAX_FRAME_BYTES {
-        return Err(ProtocolError(format!("a {length}-byte frame")).into());
-    }
+    let length = protocol::announced_length(prefix)?;
     let mut payload = Vec::new();
     input.take(u64::from(length)).read_to_end(&mut payload)?;
     if payload.len() != length as usize {
@@ -81,13 +78,12 @@ fn read_frame(input: &mut impl Read) -> Result<Option<Vec<u8>>, WorkerStop> {
 }
 
 fn write_frame(output: &mut impl Write, payload: &[u8]) -> Result<(), WorkerStop> {
-    let length = u32::try_from(payload.len()).ok().filter(|&n| n <= MAX_FRAME_BYTES);
-    let Some(length) = length else {
+    let Some(prefix) = protocol::length_prefix(payload) else {
         // Cells within the limits never come close; answer with a problem rather than die.
         let answer: Answer = Err(crate::issues::Problem::TooLarge { detail: "the cells read are too large".into() });
         return write_frame(output, &protocol::encode_answer(&answer));
     };
-    output.write_all(&length.to_le_bytes())?;
+    output.write_all(&prefix)?;
     output.write_all(payload)?;
     output.flush()?;
     Ok(())

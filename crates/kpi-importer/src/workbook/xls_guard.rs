@@ -184,16 +184,7 @@ impl CellBounds {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dimensions_biff8(rf: u32, rl: u32, cf: u16, cl: u16) -> Vec<u8> {
-        let mut data = Vec::new();
-        data.extend(rf.to_le_bytes());
-        data.extend(rl.to_le_bytes());
-        data.extend(cf.to_le_bytes());
-        data.extend(cl.to_le_bytes());
-        data.extend(0u16.to_le_bytes());
-        data
-    }
+    use crate::hostile::dimensions as dimensions_biff8;
 
     #[test]
     fn declared_grids_follow_calamines_arithmetic() {
