@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_schema;
 mod m20261127_000001_create_kpi_totals;
+mod m20261128_000001_create_approvals;
 
 /// The ordered list of migrations; `Migrator::up` applies the ones a database lacks.
 #[derive(Debug)]
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_schema::Migration),
             Box::new(m20261127_000001_create_kpi_totals::Migration),
+            Box::new(m20261128_000001_create_approvals::Migration),
         ]
     }
 }

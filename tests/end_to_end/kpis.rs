@@ -185,7 +185,11 @@ async fn trend_ranking_completeness_and_revisions() {
     assert_eq!(ranking[0].unit_name, "Xã Bộc Bố");
 
     let completeness = client
-        .get_completeness(v1::GetCompletenessRequest { parent_code: "PACNAM".into(), period: "2022".into() })
+        .get_completeness(v1::GetCompletenessRequest {
+            parent_code: "PACNAM".into(),
+            period: "2022".into(),
+            as_of: "2023-01-10".into(),
+        })
         .await
         .unwrap()
         .into_inner();

@@ -1,17 +1,20 @@
-//! The catalog: the unit tree, the resolution, its indicators and targets, and which
-//! indicators each unit reports.
+//! The catalog: the unit tree, the resolution, its indicators and targets, which indicators
+//! each unit reports, and the reporting calendar (cut-off rule, deadlines, holidays).
 //!
 //! It is data a district edits (a TOML file), not code. [`Catalog::from_toml`] checks it
 //! whole and returns typed, cross-referenced definitions, so loaders never meet a dangling
 //! code.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
+use crate::calendar::{Cutoff, KindSchedule, PeriodType, ReportingCycle};
 use crate::codes::{CodeError, IndicatorCode, ResolutionCode, UnitCode};
 use crate::figure::{Direction, IndicatorKind, TimeAggregation};
 use crate::period::{Period, PeriodError};
+use crate::text::excerpt;
 
 /// Why a catalog file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,9 @@ pub struct Catalog {
     pub units: Vec<UnitDef>,
     pub indicators: Vec<IndicatorDef>,
     pub targets: Vec<TargetDef>,
+    /// When each kind of unit owes which periods; the default when the file has no
+    /// `[reporting]` table.
+    pub reporting: ReportingCycle,
     /// Units by code: every file names its unit, and a national catalog has 11,000 of them.
     unit_index: UnitIndex,
 }
@@ -111,6 +117,8 @@ struct RawCatalog {
     indicators: Vec<RawIndicator>,
     #[serde(default)]
     targets: Vec<RawTarget>,
+    #[serde(default)]
+    reporting: RawReporting,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +163,33 @@ struct RawTarget {
     period: Option<String>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReporting {
+    #[serde(default)]
+    cutoff: Cutoff,
+    close_after_days: Option<u32>,
+    #[serde(default)]
+    kinds: BTreeMap<String, RawKindSchedule>,
+    /// Holidays listed under their year, as ISO dates.
+    #[serde(default)]
+    holidays: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKindSchedule {
+    periods: Vec<PeriodType>,
+    deadline_working_days: u32,
+}
+
+/// The longest deadline a schedule may set: about three months of working days, past which
+/// the number is a typing mistake.
+const MAX_DEADLINE_WORKING_DAYS: u32 = 60;
+
+/// The longest a period may stay open after its deadline: a year.
+const MAX_CLOSE_AFTER_DAYS: u32 = 366;
+
 fn inconsistent(message: String) -> CatalogError {
     CatalogError::Inconsistent(message)
 }
@@ -168,7 +203,13 @@ impl Catalog {
         targets: Vec<TargetDef>,
     ) -> Catalog {
         let unit_index = UnitIndex::of(&units);
-        Catalog { resolution, units, indicators, targets, unit_index }
+        Catalog { resolution, units, indicators, targets, reporting: ReportingCycle::default(), unit_index }
+    }
+
+    /// The same catalog with its reporting calendar, so a loader that stores the calendar
+    /// apart can attach it without changing how it builds the rest.
+    pub fn with_reporting(self, reporting: ReportingCycle) -> Catalog {
+        Catalog { reporting, ..self }
     }
 
     /// Parses and checks a catalog file's text.
@@ -273,7 +314,8 @@ impl Catalog {
             targets.push(definition);
         }
 
-        Ok(Catalog::new(resolution, units, indicators, targets))
+        let reporting = reporting_cycle(raw.reporting, &units)?;
+        Ok(Catalog::new(resolution, units, indicators, targets).with_reporting(reporting))
     }
 
     pub fn indicator(&self, code: &IndicatorCode) -> Option<&IndicatorDef> {
@@ -286,6 +328,91 @@ impl Catalog {
         let indexed = self.unit_index.0.get(code).and_then(|&index| self.units.get(index));
         indexed.filter(|unit| &unit.code == code).or_else(|| self.units.iter().find(|u| &u.code == code))
     }
+}
+
+/// Checks the `[reporting]` table against the unit tree: every scheduled kind exists, lists
+/// each period type once, and numbers are in bounds; holidays are ISO dates of the year they
+/// are listed under, each once; and a parent kind's deadline comes at least one working day
+/// after its children's, so a district can consolidate what its communes sent.
+fn reporting_cycle(raw: RawReporting, units: &[UnitDef]) -> Result<ReportingCycle, CatalogError> {
+    let kinds: HashSet<&str> = units.iter().map(|unit| unit.kind.as_str()).collect();
+    let mut schedules = BTreeMap::new();
+    for (kind, schedule) in raw.kinds {
+        let quoted = excerpt(&kind);
+        if !kinds.contains(kind.as_str()) {
+            return Err(inconsistent(format!("reporting.kinds names kind {quoted:?}, which no unit has")));
+        }
+        if schedule.periods.is_empty() {
+            return Err(inconsistent(format!("reporting.kinds.{quoted}.periods is empty")));
+        }
+        let mut listed = HashSet::new();
+        if let Some(twice) = schedule.periods.iter().find(|period_type| !listed.insert(**period_type)) {
+            return Err(inconsistent(format!("reporting.kinds.{quoted}.periods lists {} twice", twice.as_str())));
+        }
+        if schedule.deadline_working_days > MAX_DEADLINE_WORKING_DAYS {
+            return Err(inconsistent(format!(
+                "reporting.kinds.{quoted}.deadline_working_days is {}, more than {MAX_DEADLINE_WORKING_DAYS}",
+                schedule.deadline_working_days
+            )));
+        }
+        schedules.insert(
+            kind,
+            KindSchedule { period_types: schedule.periods, deadline_working_days: schedule.deadline_working_days },
+        );
+    }
+    if let Some(days) = raw.close_after_days.filter(|days| *days > MAX_CLOSE_AFTER_DAYS) {
+        return Err(inconsistent(format!("reporting.close_after_days is {days}, more than {MAX_CLOSE_AFTER_DAYS}")));
+    }
+
+    let mut holidays = BTreeSet::new();
+    for (year, dates) in raw.holidays {
+        let quoted_year = excerpt(&year);
+        let year_number: i32 =
+            year.parse().map_err(|_| inconsistent(format!("reporting.holidays: {quoted_year:?} is not a year")))?;
+        for text in dates {
+            let date = parse_iso_date(&text).ok_or_else(|| {
+                inconsistent(format!(
+                    "reporting.holidays.{quoted_year}: {:?} is not a date (YYYY-MM-DD)",
+                    excerpt(&text)
+                ))
+            })?;
+            if date.year() != year_number {
+                return Err(inconsistent(format!("reporting.holidays.{quoted_year}: {date} is not in {year_number}")));
+            }
+            if !holidays.insert(date) {
+                return Err(inconsistent(format!("reporting.holidays lists {date} twice")));
+            }
+        }
+    }
+
+    let deadline_of = |kind: &str| schedules.get(kind).map_or(0, |schedule| schedule.deadline_working_days);
+    let kind_of: HashMap<&UnitCode, &str> = units.iter().map(|unit| (&unit.code, unit.kind.as_str())).collect();
+    for unit in units {
+        let Some(parent) = unit.parent.as_ref() else { continue };
+        let Some(&parent_kind) = kind_of.get(parent) else { continue };
+        if parent_kind == unit.kind || !schedules.contains_key(parent_kind) {
+            continue;
+        }
+        let (parent_days, child_days) = (deadline_of(parent_kind), deadline_of(&unit.kind));
+        if parent_days <= child_days {
+            return Err(inconsistent(format!(
+                "reporting.kinds.{}.deadline_working_days is {parent_days}, but {parent} must report at least one \
+                 working day after its {} {} (deadline_working_days {child_days})",
+                excerpt(parent_kind),
+                excerpt(&unit.kind),
+                unit.code
+            )));
+        }
+    }
+
+    Ok(ReportingCycle { cutoff: raw.cutoff, schedules, holidays, close_after_days: raw.close_after_days })
+}
+
+/// Reads exactly `YYYY-MM-DD`, as the catalog writes dates.
+fn parse_iso_date(text: &str) -> Option<NaiveDate> {
+    let well_formed =
+        text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') && text.as_bytes().get(7) == Some(&b'-');
+    well_formed.then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()).flatten()
 }
 
 /// Orders units so every parent comes before its children, and checks there is exactly one
@@ -347,6 +474,95 @@ mod tests {
         assert_eq!(codes, ["A01", "A03", "A06", "A07", "B01", "B02", "B07", "C03", "C05"]);
         let b05 = catalog.targets.iter().find(|t| t.indicator.as_str() == "B05").unwrap();
         assert_eq!((b05.value, b05.unit.as_str(), b05.period), (15.0, "PACNAM", None));
+
+        let reporting = &catalog.reporting;
+        assert_eq!((reporting.cutoff, reporting.close_after_days), (Cutoff::Decree09, None));
+        let half_and_year = vec![PeriodType::HalfYearly, PeriodType::Yearly];
+        for (kind, days) in [("commune", 2), ("agency", 2), ("district", 5)] {
+            let schedule = &reporting.schedules[kind];
+            assert_eq!((&schedule.period_types, schedule.deadline_working_days), (&half_and_year, days), "{kind}");
+        }
+        assert_eq!(reporting.schedules.len(), 3);
+        for year in 2021..=2026 {
+            let new_year = NaiveDate::from_ymd_opt(year, 1, 1).unwrap();
+            let national_day = NaiveDate::from_ymd_opt(year, 9, 2).unwrap();
+            let in_year = reporting.holidays.iter().filter(|date| date.year() == year).count();
+            // Ten to twelve weekday holidays a year, New Year's Day and National Day among
+            // them unless they fall on a weekend.
+            assert!((10..=12).contains(&in_year), "{year} has {in_year} holidays");
+            assert!(reporting.holidays.contains(&new_year) || new_year.weekday().number_from_monday() > 5);
+            assert!(reporting.holidays.contains(&national_day) || national_day.weekday().number_from_monday() > 5);
+        }
+        // First half 2025: cut-off Saturday 14 June, then five working days.
+        assert_eq!(
+            reporting.deadline("district", Period::Half(2025, 1)),
+            NaiveDate::from_ymd_opt(2025, 6, 20).unwrap()
+        );
+        let rebuilt = Catalog::new(
+            catalog.resolution.clone(),
+            catalog.units.clone(),
+            catalog.indicators.clone(),
+            catalog.targets.clone(),
+        );
+        assert_eq!(rebuilt.reporting, ReportingCycle::default());
+        assert_eq!(rebuilt.with_reporting(catalog.reporting.clone()), catalog);
+    }
+
+    #[test]
+    fn reporting_table_is_optional() {
+        let start = SHIPPED.find("# The reporting calendar").unwrap();
+        let end = SHIPPED.find("[[units]]").unwrap();
+        let without = format!("{}{}", &SHIPPED[..start], &SHIPPED[end..]);
+        assert_eq!(Catalog::from_toml(&without).unwrap().reporting, ReportingCycle::default());
+    }
+
+    #[test]
+    fn reporting_refusals_name_the_offender() {
+        let commune = "[reporting.kinds.commune]\nperiods = [\"half-yearly\", \"yearly\"]\ndeadline_working_days = 2";
+        let commune_with = |periods: &str, days: u32| {
+            SHIPPED.replace(
+                commune,
+                &format!("[reporting.kinds.commune]\nperiods = {periods}\ndeadline_working_days = {days}"),
+            )
+        };
+        let cases: Vec<(String, &[&str])> = vec![
+            (SHIPPED.replace("cutoff = \"decree-09\"", "cutoff = \"decree-9\""), &["decree-9"]),
+            (commune_with("[\"weekly\"]", 2), &["weekly"]),
+            (SHIPPED.replace("cutoff = \"decree-09\"", "cutoff = \"decree-09\"\ngrace_days = 3"), &["grace_days"]),
+            (SHIPPED.replace("[reporting.kinds.agency]", "[reporting.kinds.ward]"), &["ward", "no unit"]),
+            (commune_with("[]", 2), &["commune", "empty"]),
+            (commune_with("[\"yearly\", \"half-yearly\", \"yearly\"]", 2), &["commune", "yearly twice"]),
+            (commune_with("[\"yearly\"]", 61), &["commune", "61", "60"]),
+            (
+                SHIPPED.replace("cutoff = \"decree-09\"", "cutoff = \"decree-09\"\nclose_after_days = 367"),
+                &["close_after_days", "367"],
+            ),
+            (SHIPPED.replace("\"2025-01-01\"", "\"2025-1-1\""), &["2025-1-1", "YYYY-MM-DD"]),
+            (SHIPPED.replace("\"2025-01-01\"", "\"1 Jan 2025\""), &["1 Jan 2025"]),
+            (SHIPPED.replace("\"2024-01-01\"", "\"2023-12-29\""), &["2023-12-29", "not in 2024"]),
+            (SHIPPED.replace("\"2025-01-28\"", "\"2025-01-27\""), &["2025-01-27 twice"]),
+            (SHIPPED.replace("2022 = [", "twenty-two = ["), &["twenty-two", "not a year"]),
+            // The district would be due on the same day as its communes.
+            (
+                SHIPPED.replace("deadline_working_days = 5", "deadline_working_days = 2"),
+                &["district", "PACNAM", "commune"],
+            ),
+            // An agency slower than its district.
+            (
+                SHIPPED.replace(
+                    "[reporting.kinds.agency]\nperiods = [\"half-yearly\", \"yearly\"]\ndeadline_working_days = 2",
+                    "[reporting.kinds.agency]\nperiods = [\"half-yearly\", \"yearly\"]\ndeadline_working_days = 7",
+                ),
+                &["district", "agency", "PNV"],
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_ne!(text, SHIPPED, "the edit for {expected:?} did not apply");
+            let message = Catalog::from_toml(&text).unwrap_err().to_string();
+            for part in expected {
+                assert!(message.contains(part), "{message:?} should mention {part:?}");
+            }
+        }
     }
 
     #[test]

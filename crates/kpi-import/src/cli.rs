@@ -12,6 +12,7 @@ use kpi_importer::batch::{BatchError, BatchOptions, collect_inputs, run_batch, w
 use kpi_importer::template::{TemplateError, template, write_demo_data};
 use kpi_importer::{ImportOptions, IsolationConfig, Lang, SheetReader, WorkerCommand, WorkerError};
 
+use crate::cycle::{self, ApprovalCommand, OverdueArgs};
 use crate::progress::Terminal;
 use crate::summary::{render_summary, say};
 
@@ -37,6 +38,11 @@ pub enum Command {
     Template(TemplateArgs),
     /// Write realistic demo reports for every unit, for two years.
     DemoData(DemoArgs),
+    /// List the units below a parent whose report for a period is past its deadline.
+    Overdue(OverdueArgs),
+    /// Approve, unapprove, lock, unlock, or show a report's approval status.
+    #[command(subcommand)]
+    Approval(ApprovalCommand),
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +188,18 @@ impl Cli {
                 say(&format!("{}\n", path.display()));
                 Ok(true)
             }
+            Command::Overdue(args) => {
+                let store = Store::connect(&args.database.database_url).await?;
+                store.load_catalog(&catalog).await?;
+                say(&cycle::overdue(&store, &args, self.lang).await?);
+                Ok(true)
+            }
+            Command::Approval(command) => {
+                let store = Store::connect(command.database_url()).await?;
+                store.load_catalog(&catalog).await?;
+                say(&cycle::approval(&store, &command, self.lang).await?);
+                Ok(true)
+            }
             Command::DemoData(args) => {
                 for path in write_demo_data(&catalog, &args.output, &args.years)? {
                     say(&format!("{}\n", path.display()));
@@ -192,11 +210,11 @@ impl Cli {
     }
 }
 
-fn parse_unit(text: &str) -> Result<UnitCode, String> {
+pub fn parse_unit(text: &str) -> Result<UnitCode, String> {
     UnitCode::parse_lenient(text).map_err(|e| e.to_string())
 }
 
-fn parse_period(text: &str) -> Result<Period, String> {
+pub fn parse_period(text: &str) -> Result<Period, String> {
     Period::parse_vietnamese(text).map_err(|e| e.to_string())
 }
 

@@ -10,6 +10,7 @@ use clap::Parser;
 use crate::cli::Cli;
 
 mod cli;
+mod cycle;
 mod progress;
 mod summary;
 

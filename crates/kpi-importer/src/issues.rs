@@ -143,6 +143,27 @@ pub enum Problem {
         unit: String,
         period: String,
     },
+    /// The report was approved: it takes no revision until unapproved.
+    PeriodApproved {
+        unit: String,
+        period: String,
+        by: String,
+        at: String,
+    },
+    /// A unit locked the period for its subtree.
+    PeriodLocked {
+        unit: String,
+        period: String,
+        by: String,
+        at: String,
+    },
+    /// The period closed by itself, the catalog's number of days after its deadline.
+    PeriodClosed {
+        period: String,
+        deadline: String,
+        closed_on: String,
+        after_days: u32,
+    },
     // Warnings.
     UnitNameMismatch {
         found: String,
@@ -196,6 +217,8 @@ impl Problem {
             Problem::ErrorValue { .. } => "error_value",
             Problem::FormulaWithoutResult { .. } => "formula_without_result",
             Problem::AmbiguousInBatch { .. } => "ambiguous_in_batch",
+            Problem::PeriodApproved { .. } => "period_approved",
+            Problem::PeriodLocked { .. } | Problem::PeriodClosed { .. } => "period_closed",
             Problem::UnitNameMismatch { .. } => "unit_name_mismatch",
             Problem::UnassignedIndicator { .. } => "unassigned_indicator",
             Problem::SuspectFraction { .. } => "suspect_fraction",
@@ -439,6 +462,39 @@ impl Problem {
                 } else {
                     format!(
                         "{other} in the same batch is also the report of {unit} for {period}; cannot tell which is right"
+                    )
+                }
+            }
+            Problem::PeriodApproved { unit, period, by, at } => {
+                if vi {
+                    format!(
+                        "báo cáo của {unit} kỳ {period} đã được {by} phê duyệt lúc {at}; cần hủy phê duyệt trước khi nhập lại"
+                    )
+                } else {
+                    format!(
+                        "the report of {unit} for {period} was approved by {by} at {at}; it must be unapproved before another import"
+                    )
+                }
+            }
+            Problem::PeriodLocked { unit, period, by, at } => {
+                if vi {
+                    format!(
+                        "kỳ {period} đã được {by} khóa cho {unit} và các đơn vị trực thuộc lúc {at}; cần mở khóa trước khi nhập"
+                    )
+                } else {
+                    format!(
+                        "period {period} was closed for {unit} and the units below it by {by} at {at}; it must be unlocked before an import"
+                    )
+                }
+            }
+            Problem::PeriodClosed { period, deadline, closed_on, after_days } => {
+                if vi {
+                    format!(
+                        "kỳ {period} đã tự đóng ngày {closed_on}, {after_days} ngày sau hạn nộp {deadline} (close_after_days trong danh mục)"
+                    )
+                } else {
+                    format!(
+                        "period {period} closed by itself on {closed_on}, {after_days} days after its deadline {deadline} (the catalog's close_after_days)"
                     )
                 }
             }

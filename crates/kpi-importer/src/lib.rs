@@ -25,7 +25,7 @@ pub mod workbook;
 use std::sync::Arc;
 
 use kpi_core::{Catalog, Period, UnitCode};
-use kpi_store::{NewRevision, NewValue, Store, StoreError, StoredIssue, WriteOutcome};
+use kpi_store::{Freeze, NewRevision, NewValue, Store, StoreError, StoredIssue, WriteOutcome};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -148,6 +148,32 @@ impl ParsedFile {
         self.report(Status::NotStored, None)
     }
 
+    /// The report of a file refused because its report is approved or its period closed.
+    fn refused_by(mut self, freeze: &Freeze, lang: Lang) -> FileReport {
+        let (unit, period) = self.key().map(|(u, p)| (u.to_string(), p.code())).unwrap_or_default();
+        let stamp = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
+        let problem = match freeze {
+            Freeze::Approved(approval) => {
+                issues::Problem::PeriodApproved { unit, period, by: approval.by.clone(), at: stamp(approval.at) }
+            }
+            Freeze::Locked(lock) => issues::Problem::PeriodLocked {
+                unit: lock.unit.to_string(),
+                period: lock.period.code(),
+                by: lock.stamp.by.clone(),
+                at: stamp(lock.stamp.at),
+            },
+            Freeze::Closed { deadline, closed_on, after_days } => issues::Problem::PeriodClosed {
+                period,
+                deadline: deadline.to_string(),
+                closed_on: closed_on.to_string(),
+                after_days: *after_days,
+            },
+        };
+        let error = issues::issue(lang, file_name_of(&self.path), "", "", &problem);
+        self.reject(error);
+        self.report(Status::Rejected, None)
+    }
+
     /// The report of a file that is rejected (or would be stored as `status`).
     fn report(self, status: Status, revision: Option<i32>) -> FileReport {
         let (unit, period, errors, warnings) = match self.result {
@@ -235,7 +261,7 @@ pub async fn store_files(
     options: &ImportOptions,
 ) -> (Vec<FileReport>, Option<StoreError>) {
     if options.dry_run {
-        return predict_files(store, files).await;
+        return predict_files(store, files, options.lang).await;
     }
     let revisions: Vec<NewRevision> = files
         .iter()
@@ -257,6 +283,7 @@ pub async fn store_files(
             Some(Ok(WriteOutcome::Unchanged { revision })) => {
                 reports.push(file.report(Status::Unchanged, Some(revision)));
             }
+            Some(Ok(WriteOutcome::Frozen(freeze))) => reports.push(file.refused_by(&freeze, options.lang)),
             Some(Err(error)) => {
                 failure.get_or_insert(error);
                 reports.push(file.not_stored());
@@ -269,22 +296,27 @@ pub async fn store_files(
 
 /// A dry run: what storing each file would do, from the current revisions (read in one
 /// query for the group).
-async fn predict_files(store: &Store, files: Vec<ParsedFile>) -> (Vec<FileReport>, Option<StoreError>) {
+async fn predict_files(store: &Store, files: Vec<ParsedFile>, lang: Lang) -> (Vec<FileReport>, Option<StoreError>) {
     let keys: Vec<(UnitCode, Period)> = files.iter().filter_map(ParsedFile::key).collect();
     let current = match store.current_revisions(&keys).await {
         Ok(current) => current,
         Err(error) => return (files.into_iter().map(ParsedFile::not_stored).collect(), Some(error)),
     };
+    let freezes = match store.freezes(&keys).await {
+        Ok(freezes) => freezes,
+        Err(error) => return (files.into_iter().map(ParsedFile::not_stored).collect(), Some(error)),
+    };
     let reports = files
         .into_iter()
-        .map(|file| match file.key().map(|key| current.get(&key)) {
+        .map(|file| match file.key().map(|key| (current.get(&key), freezes.get(&key))) {
             None => file.report(Status::Rejected, None),
-            Some(None) => file.report(Status::Accepted, Some(1)),
-            Some(Some(revision)) if revision.sha256 == file.sha256 => {
+            Some((Some(revision), _)) if revision.sha256 == file.sha256 => {
                 let number = revision.number;
                 file.report(Status::Unchanged, Some(number))
             }
-            Some(Some(revision)) => {
+            Some((_, Some(freeze))) => file.refused_by(freeze, lang),
+            Some((None, None)) => file.report(Status::Accepted, Some(1)),
+            Some((Some(revision), None)) => {
                 let number = revision.number + 1;
                 file.report(Status::Revised, Some(number))
             }

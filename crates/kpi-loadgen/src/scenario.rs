@@ -80,7 +80,9 @@ impl Call {
                 from_period: trend_start(args)?,
                 to_period: period,
             }),
-            Scenario::Completeness => Call::Completeness(v1::GetCompletenessRequest { parent_code: unit, period }),
+            Scenario::Completeness => {
+                Call::Completeness(v1::GetCompletenessRequest { parent_code: unit, period, as_of: String::new() })
+            }
             Scenario::Upload => upload(args.catalog.as_deref(), &args.unit, &args.period)?,
         })
     }

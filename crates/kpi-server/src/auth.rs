@@ -1,5 +1,6 @@
-//! Bearer-token authentication with two roles: `read` (the KPI queries) and `import`
-//! (uploading workbooks, and reading).
+//! Bearer-token authentication with three roles, each allowing what the ones before it do:
+//! `read` (the KPI queries), `import` (uploading workbooks) and `approve` (approving reports
+//! and locking periods).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,6 +13,7 @@ use tonic::{Request, Status};
 pub enum Role {
     Read,
     Import,
+    Approve,
 }
 
 impl Role {
@@ -19,6 +21,7 @@ impl Role {
         match text.trim().to_ascii_lowercase().as_str() {
             "read" => Some(Role::Read),
             "import" => Some(Role::Import),
+            "approve" => Some(Role::Approve),
             _ => None,
         }
     }
@@ -30,7 +33,7 @@ pub enum TokenError {
     #[error("cannot read tokens file {path}: {source}")]
     File { path: String, source: std::io::Error },
     /// The entry itself is never shown: it may hold a token.
-    #[error("{origin}: {entry} is not `ROLE TOKEN` with ROLE read or import")]
+    #[error("{origin}: {entry} is not `ROLE TOKEN` with ROLE read, import or approve")]
     Malformed { origin: String, entry: String },
 }
 

@@ -31,7 +31,7 @@ pub struct Config {
     #[arg(long, env = "KPI_CATALOG")]
     pub catalog: Option<PathBuf>,
 
-    /// File of bearer tokens, one `ROLE TOKEN` per line (roles: read, import).
+    /// File of bearer tokens, one `ROLE TOKEN` per line (roles: read, import, approve).
     #[arg(long, env = "KPI_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
 

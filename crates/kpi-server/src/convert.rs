@@ -1,11 +1,16 @@
 //! Parsing request fields into domain types (each failure naming its field) and turning
 //! domain values into `kpi.v1` messages.
 
+use chrono::{DateTime, NaiveDate, Utc};
+use kpi_core::calendar::ReportingRates;
 use kpi_core::{
     Direction, Figure, IndicatorCode, IndicatorKind, Period, ResolutionCode, Status, TimeAggregation, UnitCode,
 };
 use kpi_proto::v1;
-use kpi_store::{IndicatorInfo, Kpi, RevisionInfo, Snapshot, StoredIssue, UnitInfo};
+use kpi_store::{
+    ApprovalEvent, ApprovalStatus, Completeness, IndicatorInfo, Kpi, RevisionInfo, Snapshot, StoredIssue, UnitInfo,
+    UnitTimeliness,
+};
 
 use crate::errors::ApiError;
 
@@ -13,6 +18,12 @@ use crate::errors::ApiError;
 const DEFAULT_PAGE_SIZE: usize = 100;
 /// Largest page served; larger requests are clamped to it.
 const MAX_PAGE_SIZE: usize = 1000;
+/// Who a call is from when it does not say.
+const DEFAULT_ACTOR: &str = "grpc";
+/// Longest caller name kept.
+const MAX_ACTOR_CHARS: usize = 64;
+/// Longest comment or reason kept with an approval change.
+const MAX_COMMENT_CHARS: usize = 1000;
 /// Prefix of page tokens, so a token from another API or version is refused, not misread.
 const PAGE_TOKEN_PREFIX: &str = "kpi1.";
 
@@ -30,6 +41,35 @@ pub fn resolution_code(field: &'static str, text: &str) -> Result<ResolutionCode
 
 pub fn period(field: &'static str, text: &str) -> Result<Period, ApiError> {
     Period::parse(text).map_err(|e| ApiError::invalid(field, e))
+}
+
+/// A day, `YYYY-MM-DD`; empty means today in Vietnam.
+pub fn as_of(field: &'static str, text: &str) -> Result<NaiveDate, ApiError> {
+    if text.is_empty() {
+        return Ok(kpi_core::calendar::local_date(chrono::Utc::now()));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| ApiError::invalid(field, format!("{} is not a date YYYY-MM-DD", kpi_core::text::excerpt(text))))
+}
+
+/// Who is calling, as the `x-kpi-user` header says (kept with revisions and approval
+/// changes): control characters dropped, at most [`MAX_ACTOR_CHARS`] characters; `grpc` when
+/// the header is absent or empty.
+pub fn actor(metadata: &tonic::metadata::MetadataMap) -> String {
+    let named = metadata.get("x-kpi-user").and_then(|value| value.to_str().ok()).unwrap_or_default();
+    let actor: String = named.chars().filter(|ch| !ch.is_control()).take(MAX_ACTOR_CHARS).collect();
+    if actor.trim().is_empty() { DEFAULT_ACTOR.to_owned() } else { actor.trim().to_owned() }
+}
+
+/// A comment or reason kept in the audit trail: at most [`MAX_COMMENT_CHARS`] characters,
+/// and present when `required`.
+pub fn comment(field: &'static str, text: &str, required: bool) -> Result<String, ApiError> {
+    let text = text.trim();
+    if required && text.is_empty() {
+        return Err(ApiError::invalid(field, "say why"));
+    }
+    at_most(field, text.chars().count(), MAX_COMMENT_CHARS)?;
+    Ok(text.to_owned())
 }
 
 /// Refuses a list longer than `max` items.
@@ -145,6 +185,7 @@ pub fn kpi(kpi: &Kpi) -> v1::Kpi {
         status: status(kpi.evaluation.status) as i32,
         reporting_units: i32::try_from(kpi.reporting_units).unwrap_or(i32::MAX),
         expected_units: i32::try_from(kpi.expected_units).unwrap_or(i32::MAX),
+        is_final: kpi.figures_final,
     }
 }
 
@@ -171,15 +212,97 @@ pub fn revision(info: &RevisionInfo) -> v1::Revision {
         number: info.number,
         file_name: info.file_name.clone(),
         sha256: info.sha256.clone(),
-        imported_at: Some(prost_types::Timestamp {
-            seconds: info.imported_at.timestamp(),
-            nanos: i32::try_from(info.imported_at.timestamp_subsec_nanos()).unwrap_or_default(),
-        }),
+        imported_at: Some(timestamp(info.imported_at)),
         imported_by: info.imported_by.clone(),
         prepared_by: info.prepared_by.clone().unwrap_or_default(),
         prepared_on: info.prepared_on.clone().unwrap_or_default(),
         status: info.status.clone(),
         warnings: info.warnings.iter().map(issue).collect(),
+    }
+}
+
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or_default(),
+    }
+}
+
+fn count(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+pub fn unit_timeliness(unit: &UnitTimeliness) -> v1::UnitTimeliness {
+    v1::UnitTimeliness {
+        unit_code: unit.unit.to_string(),
+        unit_name: unit.name.clone(),
+        due_date: unit.due_on.to_string(),
+        first_accepted_at: unit.first_accepted_at.map(timestamp),
+        status: unit.status.as_str().to_owned(),
+        working_days_late: count(unit.working_days_late),
+    }
+}
+
+pub fn reporting_rate(unit: &UnitCode, rates: &ReportingRates) -> v1::ReportingRate {
+    v1::ReportingRate {
+        unit_code: unit.to_string(),
+        expected: count(rates.expected),
+        reported: count(rates.reported),
+        reported_on_time: count(rates.on_time),
+        reporting_rate: rates.reporting_rate(),
+        on_time_rate: rates.on_time_rate(),
+    }
+}
+
+pub fn completeness(parent: &UnitCode, completeness: &Completeness) -> v1::GetCompletenessResponse {
+    let codes = |units: &[UnitCode]| units.iter().map(ToString::to_string).collect::<Vec<_>>();
+    v1::GetCompletenessResponse {
+        expected: codes(&completeness.expected),
+        reported: codes(&completeness.reported),
+        missing: codes(&completeness.missing),
+        rate: completeness.total.reporting_rate(),
+        on_time_rate: completeness.total.on_time_rate(),
+        units: completeness.units.iter().map(unit_timeliness).collect(),
+        total: Some(reporting_rate(parent, &completeness.total)),
+        children: completeness.children.iter().map(|child| reporting_rate(&child.unit, &child.rates)).collect(),
+        as_of: completeness.as_of.to_string(),
+    }
+}
+
+pub fn approval_event(event: &ApprovalEvent) -> v1::ApprovalEvent {
+    v1::ApprovalEvent {
+        unit_code: event.unit.to_string(),
+        period: event.period.code(),
+        action: event.action.as_str().to_owned(),
+        actor: event.actor.clone(),
+        at: Some(timestamp(event.at)),
+        comment: event.comment.clone(),
+    }
+}
+
+/// A report's approval status as judged today, with its deadline from the catalog.
+pub fn approval_status(status: &ApprovalStatus, due_on: NaiveDate) -> v1::ApprovalStatus {
+    let today = kpi_core::calendar::local_date(chrono::Utc::now());
+    let freeze = status.freeze(due_on, today);
+    let approval = status.approval.as_ref();
+    let lock = status.lock.as_ref();
+    v1::ApprovalStatus {
+        unit_code: status.unit.to_string(),
+        period: status.period.code(),
+        has_report: status.has_report,
+        approved: approval.is_some(),
+        approved_by: approval.map(|a| a.by.clone()).unwrap_or_default(),
+        approved_at: approval.map(|a| timestamp(a.at)),
+        approval_comment: approval.map(|a| a.comment.clone()).unwrap_or_default(),
+        frozen: freeze.is_some(),
+        locked_by_unit: lock.map(|l| l.unit.to_string()).unwrap_or_default(),
+        locked_period: lock.map(|l| l.period.code()).unwrap_or_default(),
+        locked_by: lock.map(|l| l.stamp.by.clone()).unwrap_or_default(),
+        locked_at: lock.map(|l| timestamp(l.stamp.at)),
+        closes_on: status.closes_on.map(|day| day.to_string()).unwrap_or_default(),
+        closed: status.closes_on.is_some_and(|day| day <= today),
+        due_date: due_on.to_string(),
+        history: status.history.iter().map(approval_event).collect(),
     }
 }
 

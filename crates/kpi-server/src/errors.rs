@@ -1,7 +1,8 @@
 //! The one place that turns failures into gRPC statuses.
 //!
 //! Handlers return [`ApiError`]; callers see INVALID_ARGUMENT with `google.rpc.BadRequest`
-//! field violations for malformed input, NOT_FOUND for unknown codes, RESOURCE_EXHAUSTED for
+//! field violations for malformed input, NOT_FOUND for unknown codes, FAILED_PRECONDITION for an
+//! approval change the report's state does not allow, RESOURCE_EXHAUSTED for
 //! oversized uploads and for calls beyond the server's limit (with a retry hint), UNAVAILABLE while the database is down or no parse worker can start, and
 //! an opaque INTERNAL for
 //! everything else, whose details go to the log only.
@@ -99,6 +100,7 @@ impl From<ApiError> for Status {
             ApiError::Store(StoreError::Unknown { kind, code }) => {
                 Status::not_found(format!("{kind} {code} not found"))
             }
+            ApiError::Store(StoreError::Precondition(message)) => Status::failed_precondition(message),
             ApiError::Store(StoreError::Unavailable(source)) => {
                 tracing::warn!(error = %source, "database unavailable");
                 Status::unavailable("the database is unavailable; retry later")

@@ -13,9 +13,6 @@ use crate::convert;
 use crate::errors::ApiError;
 use crate::telemetry::{observe, record_request};
 
-/// Who uploaded, when the caller does not say with an `x-kpi-user` header.
-const DEFAULT_UPLOADER: &str = "grpc";
-
 /// The upload service.
 #[derive(Debug, Clone)]
 pub struct ImportApi {
@@ -125,7 +122,7 @@ impl ImportService for ImportApi {
         let metadata = request.metadata();
         let header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let options = ImportOptions {
-            imported_by: header("x-kpi-user").unwrap_or_else(|| DEFAULT_UPLOADER.to_owned()),
+            imported_by: convert::actor(metadata),
             lang: match header("accept-language") {
                 Some(language) if language.starts_with("en") => Lang::En,
                 _ => Lang::Vi,

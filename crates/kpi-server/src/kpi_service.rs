@@ -1,6 +1,7 @@
-//! `kpi.v1.KpiService`: reading KPIs, scorecards, trends, rankings, completeness and revision
-//! history. Each handler parses its request into domain types, asks the store, and converts
-//! the answer; the rules themselves live in `kpi-core` and `kpi-store`.
+//! `kpi.v1.KpiService`: reading KPIs, scorecards, trends, rankings, completeness, timeliness,
+//! approval status and revision history. Each handler parses its request into domain types,
+//! asks the store, and converts the answer; the rules themselves live in `kpi-core` and
+//! `kpi-store`.
 
 use kpi_core::{IndicatorCode, Period, Status as KpiState, UnitCode};
 use kpi_proto::v1;
@@ -214,20 +215,30 @@ impl KpiApi {
     ) -> Result<v1::GetCompletenessResponse, ApiError> {
         let snapshot = self.store.snapshot().await?;
         let period = convert::period("period", &request.period)?;
+        let as_of = convert::as_of("as_of", &request.as_of)?;
         let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
-        let completeness = self.store.completeness(&parent.definition.code, period).await?;
-        let codes = |units: &[UnitCode]| units.iter().map(ToString::to_string).collect::<Vec<_>>();
-        let rate = if completeness.expected.is_empty() {
-            0.0
-        } else {
-            completeness.reported.len() as f64 / completeness.expected.len() as f64
-        };
-        Ok(v1::GetCompletenessResponse {
-            expected: codes(&completeness.expected),
-            reported: codes(&completeness.reported),
-            missing: codes(&completeness.missing),
-            rate,
+        let completeness = self.store.completeness(&parent.definition.code, period, as_of).await?;
+        Ok(convert::completeness(&parent.definition.code, &completeness))
+    }
+
+    async fn list_overdue(&self, request: v1::ListOverdueRequest) -> Result<v1::ListOverdueResponse, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let period = convert::period("period", &request.period)?;
+        let as_of = convert::as_of("as_of", &request.as_of)?;
+        let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
+        let overdue = self.store.overdue(&parent.definition.code, period, as_of).await?;
+        Ok(v1::ListOverdueResponse {
+            units: overdue.iter().map(convert::unit_timeliness).collect(),
+            as_of: as_of.to_string(),
         })
+    }
+
+    async fn get_approval_status(&self, request: v1::GetApprovalStatusRequest) -> Result<v1::ApprovalStatus, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let period = convert::period("period", &request.period)?;
+        let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
+        let status = self.store.approval_status(&unit.definition.code, period).await?;
+        Ok(convert::approval_status(&status, snapshot.reporting().deadline(&unit.definition.kind, period)))
     }
 
     async fn list_revisions(&self, request: v1::ListRevisionsRequest) -> Result<v1::ListRevisionsResponse, ApiError> {
@@ -235,7 +246,11 @@ impl KpiApi {
         let period = convert::period("period", &request.period)?;
         let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
         let revisions = self.store.list_revisions(&unit.definition.code, period).await?;
-        Ok(v1::ListRevisionsResponse { revisions: revisions.iter().map(convert::revision).collect() })
+        let approval = self.store.approval_status(&unit.definition.code, period).await?;
+        Ok(v1::ListRevisionsResponse {
+            revisions: revisions.iter().map(convert::revision).collect(),
+            approval_events: approval.history.iter().map(convert::approval_event).collect(),
+        })
     }
 }
 
@@ -303,6 +318,24 @@ impl KpiService for KpiApi {
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
         observe(&self.admission, self.get_completeness(request)).await
+    }
+
+    async fn list_overdue(
+        &self,
+        request: Request<v1::ListOverdueRequest>,
+    ) -> Result<Response<v1::ListOverdueResponse>, Status> {
+        let request = request.into_inner();
+        record_request(&request.parent_code, &request.period);
+        observe(&self.admission, self.list_overdue(request)).await
+    }
+
+    async fn get_approval_status(
+        &self,
+        request: Request<v1::GetApprovalStatusRequest>,
+    ) -> Result<Response<v1::ApprovalStatus>, Status> {
+        let request = request.into_inner();
+        record_request(&request.unit_code, &request.period);
+        observe(&self.admission, self.get_approval_status(request)).await
     }
 
     async fn list_revisions(

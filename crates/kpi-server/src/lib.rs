@@ -5,6 +5,7 @@
 //! end-to-end tests run the very same server on port 0.
 
 mod admission;
+mod approval_service;
 pub mod auth;
 pub mod config;
 mod convert;

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use kpi_proto::v1::approval_service_server::ApprovalServiceServer;
 use kpi_proto::v1::import_service_server::ImportServiceServer;
 use kpi_proto::v1::kpi_service_server::KpiServiceServer;
 use kpi_store::Store;
@@ -18,6 +19,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::admission::{Admission, UploadBytes};
+use crate::approval_service::ApprovalApi;
 use crate::auth::{Role, TokenError, Tokens};
 use crate::config::Config;
 use crate::import_service::ImportApi;
@@ -102,6 +104,10 @@ impl Application {
             KpiApi::new(self.store.clone(), admission.clone()),
             self.tokens.require(Role::Read),
         );
+        let approval = ApprovalServiceServer::with_interceptor(
+            ApprovalApi::new(self.store.clone(), admission.clone()),
+            self.tokens.require(Role::Approve),
+        );
         let import_api = ImportApi::new(
             self.store.clone(),
             self.reader.clone(),
@@ -146,6 +152,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(kpi)
             .add_service(import)
+            .add_service(approval)
             .serve_with_incoming_shutdown(incoming(self.listener), async {
                 stop_receiver.await.ok();
             });
@@ -240,7 +247,7 @@ const UPLOAD_MESSAGE_OVERHEAD: usize = 64 * 1024;
 const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The services whose health follows the database; `""` is the server as a whole.
-const HEALTH_SERVICES: [&str; 3] = ["", "kpi.v1.KpiService", "kpi.v1.ImportService"];
+const HEALTH_SERVICES: [&str; 4] = ["", "kpi.v1.KpiService", "kpi.v1.ImportService", "kpi.v1.ApprovalService"];
 
 /// SERVING when the database answers a ping on the probe's own connection.
 async fn database_status(probe: &kpi_store::HealthProbe) -> ServingStatus {

@@ -13,6 +13,7 @@ use sea_orm::{
     QueryFilter, Set, Statement, TransactionOptions, TransactionTrait,
 };
 
+use crate::approvals;
 use crate::connection::{SCHEMA_LOCK_KEY, Store};
 use crate::entity::{indicator, report, report_value, resolution, target, unit, unit_indicator};
 use crate::error::StoreError;
@@ -60,17 +61,29 @@ impl Store {
         }
         let fingerprint = fingerprint(catalog);
         let unchanged = state::get(&transaction, state::CATALOG_FINGERPRINT).await?.as_deref() == Some(&fingerprint)
-            && totals::are_built(&transaction).await?;
+            && totals::are_built(&transaction).await?
+            && approvals::counts_are_built(&transaction).await?;
         if unchanged {
             transaction.commit().await?;
             return Ok(CatalogChanges::default());
         }
-        let changes = sync(&transaction, catalog).await?;
-        // The tree, an indicator's rules or a percent's reporter may have changed: totals are
-        // rebuilt under the same lock, so no write sees them half-built.
-        if !changes.is_empty() || !totals::are_built(&transaction).await? {
+        let mut changes = sync(&transaction, catalog).await?;
+        let tree_changed = !changes.is_empty();
+        if sync_reporting_cycle(&transaction, catalog).await? {
+            changes.updated += 1;
+        }
+        // The tree, an indicator's rules or a percent's reporter may have changed: totals and
+        // approval counts are rebuilt under the same lock, so no write sees them half-built.
+        let totals_missing = !totals::are_built(&transaction).await?;
+        let counts_missing = !approvals::counts_are_built(&transaction).await?;
+        if tree_changed || totals_missing || counts_missing {
             let snapshot = read_snapshot(&transaction).await?;
-            totals::rebuild(&transaction, &snapshot).await?;
+            if tree_changed || totals_missing {
+                totals::rebuild(&transaction, &snapshot).await?;
+            }
+            approvals::rebuild_counts(&transaction, &snapshot).await?;
+        }
+        if !changes.is_empty() || totals_missing {
             // Every process's cached snapshot sees this within its check interval.
             let version = format!("{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
             state::set(&transaction, state::CATALOG_VERSION, &version).await?;
@@ -83,6 +96,17 @@ impl Store {
         }
         Ok(changes)
     }
+}
+
+/// Stores the catalog's reporting cycle when it differs from the stored one, and says
+/// whether it did.
+async fn sync_reporting_cycle(txn: &DatabaseTransaction, catalog: &Catalog) -> Result<bool, StoreError> {
+    let json = serde_json::to_string(&catalog.reporting).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if state::get(txn, state::REPORTING_CYCLE).await?.as_deref() == Some(json.as_str()) {
+        return Ok(false);
+    }
+    state::set(txn, state::REPORTING_CYCLE, &json).await?;
+    Ok(true)
 }
 
 /// A fingerprint of everything a catalog says (its `Debug` form, hashed): equal catalogs give

@@ -21,6 +21,10 @@ pub enum StoreError {
     /// A code that the loaded catalog does not know.
     #[error("unknown {kind} {code}")]
     Unknown { kind: &'static str, code: String },
+    /// A change the stored state does not allow now, such as approving a report that was
+    /// never imported or unlocking a period that is not locked.
+    #[error("{0}")]
+    Precondition(String),
     /// A value in the database that cannot be what the schema promises.
     #[error("inconsistent data in the database: {0}")]
     Corrupt(String),

@@ -7,6 +7,7 @@
 use kpi_core::totals::aggregate_from_totals;
 use kpi_core::{Evaluation, Figure, IndicatorCode, Period, Target, UnitCode, evaluate};
 
+use crate::approvals;
 use crate::connection::Store;
 use crate::error::StoreError;
 use crate::snapshot::{IndicatorInfo, Snapshot, UnitInfo};
@@ -26,14 +27,9 @@ pub struct Kpi {
     pub reporting_units: u32,
     /// Units in the subtree expected to report the indicator.
     pub expected_units: u32,
-}
-
-/// Which units were expected to report for a period below a parent, and which did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Completeness {
-    pub expected: Vec<UnitCode>,
-    pub reported: Vec<UnitCode>,
-    pub missing: Vec<UnitCode>,
+    /// Whether the figures are final: there are some, and every report of the subtree for
+    /// the period and the periods inside it is approved.
+    pub figures_final: bool,
 }
 
 impl Store {
@@ -71,37 +67,24 @@ impl Store {
         let unit_ids: Vec<i32> = unit_infos.iter().map(|u| u.id).collect();
         let indicator_ids: Vec<i32> = indicator_infos.iter().map(|i| i.id).collect();
         let totals = totals::read(&self.db, &unit_ids, &indicator_ids, periods).await?;
+        let covered: Vec<Period> = covered_periods(periods);
+        let unapproved = approvals::unapproved_counts(&self.db, &unit_ids, &covered).await?;
+        let is_settled = |unit_id: i32, period: Period| {
+            period.with_descendants().into_iter().all(|inner| !unapproved.contains_key(&(unit_id, inner)))
+        };
         let mut kpis = Vec::with_capacity(units.len() * indicators.len() * periods.len());
         for unit in unit_infos {
             for &indicator in &indicator_infos {
                 let expected_units = snapshot.expected_units(unit.id, indicator.id);
                 for &period in periods {
                     let found = totals.get(&(unit.id, indicator.id, period));
-                    kpis.push(kpi(&snapshot, unit, indicator, period, found, expected_units));
+                    let mut kpi = kpi(&snapshot, unit, indicator, period, found, expected_units);
+                    kpi.figures_final = kpi.reporting_units > 0 && is_settled(unit.id, period);
+                    kpis.push(kpi);
                 }
             }
         }
         Ok(kpis)
-    }
-
-    /// Which units below `parent` (the parent itself excluded) were expected to report for
-    /// `period` — those assigned at least one indicator — and which have.
-    pub async fn completeness(&self, parent: &UnitCode, period: Period) -> Result<Completeness, StoreError> {
-        let snapshot = self.snapshot().await?;
-        if snapshot.unit(parent).is_none() {
-            return Err(StoreError::Unknown { kind: "unit", code: parent.to_string() });
-        }
-        let reported_ids = self.reporting_unit_ids(period).await?;
-        let mut completeness = Completeness { expected: Vec::new(), reported: Vec::new(), missing: Vec::new() };
-        for unit in snapshot.subtree_units(parent).into_iter().skip(1).filter(|u| !u.definition.reports.is_empty()) {
-            completeness.expected.push(unit.definition.code.clone());
-            if reported_ids.contains(&unit.id) {
-                completeness.reported.push(unit.definition.code.clone());
-            } else {
-                completeness.missing.push(unit.definition.code.clone());
-            }
-        }
-        Ok(completeness)
     }
 }
 
@@ -129,5 +112,14 @@ fn kpi(
         evaluation,
         reporting_units: aggregate.reporting_units,
         expected_units,
+        figures_final: false,
     }
+}
+
+/// The periods asked for and every period inside them, each once.
+fn covered_periods(periods: &[Period]) -> Vec<Period> {
+    let mut covered: Vec<Period> = periods.iter().flat_map(|period| period.with_descendants()).collect();
+    covered.sort();
+    covered.dedup();
+    covered
 }

@@ -4,6 +4,7 @@
 //! Every public method takes and returns domain types from `kpi-core`; sea-orm entities stay
 //! inside this crate.
 
+mod approvals;
 mod catalog_sync;
 mod connection;
 mod entity;
@@ -14,14 +15,17 @@ mod snapshot;
 mod state;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod timeliness;
 mod totals;
 
+pub use approvals::{ApprovalAction, ApprovalEvent, ApprovalStatus, Freeze, PeriodLock, Stamp};
 pub use catalog_sync::CatalogChanges;
 pub use connection::{DEFAULT_DATABASE_URL, HealthProbe, Store};
 pub use error::StoreError;
-pub use kpis::{Completeness, Kpi};
+pub use kpis::Kpi;
 pub use revisions::{CurrentRevision, NewRevision, NewValue, RevisionInfo, StoredIssue, WriteOutcome};
 pub use snapshot::{IndicatorInfo, Snapshot, UnitInfo};
+pub use timeliness::{Completeness, UnitRates, UnitTimeliness};
 
 /// The catalog shipped with the programs: Resolution 09-NQ/HU of the Pác Nặm district.
 pub const SHIPPED_CATALOG: &str = include_str!("../../../catalog/pac-nam-09-nq-hu.toml");

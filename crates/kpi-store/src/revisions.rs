@@ -15,10 +15,12 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::approvals::{self, Freeze};
 use crate::connection::Store;
 use crate::entity::{report, report_value, revision};
 use crate::error::StoreError;
 use crate::snapshot::Snapshot;
+use crate::timeliness::owes_report;
 use crate::totals;
 
 /// Attempts at a write that keeps losing races with concurrent writers.
@@ -60,12 +62,14 @@ pub struct NewRevision {
 }
 
 /// What a write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WriteOutcome {
     /// A new revision: number 1 is a new report, a higher number a correction.
     Created { revision: i32 },
     /// The file is byte-identical to the current revision: nothing was written.
     Unchanged { revision: i32 },
+    /// The report is approved, or its period locked or closed: nothing was written.
+    Frozen(Freeze),
 }
 
 /// The current revision of a report.
@@ -138,9 +142,10 @@ impl Store {
         }
         let mut changes = totals::Pending::default();
         let mut outcomes = Vec::with_capacity(revisions.len());
+        let today = kpi_core::calendar::local_date(chrono::Utc::now());
         for revision in revisions {
             let savepoint = txn.begin().await?;
-            match write_one(&savepoint, &snapshot, revision).await {
+            match write_one(&savepoint, &snapshot, revision, today).await {
                 Ok((outcome, file_changes)) => {
                     savepoint.commit().await?;
                     changes.add(file_changes);
@@ -266,15 +271,15 @@ impl Store {
         Ok(figures)
     }
 
-    /// Units expected to report in `period` (assigned at least one indicator) that have no
-    /// current report for it, in catalog order.
+    /// Units that owe a report for `period` (a data set, and a kind that reports periods of
+    /// its length) and have no current report for it, in catalog order.
     pub async fn missing_units(&self, period: Period) -> Result<Vec<UnitCode>, StoreError> {
         let snapshot = self.snapshot().await?;
         let reported = self.reporting_unit_ids(period).await?;
         Ok(snapshot
             .units
             .iter()
-            .filter(|u| !u.definition.reports.is_empty() && !reported.contains(&u.id))
+            .filter(|u| owes_report(snapshot.reporting(), u, period) && !reported.contains(&u.id))
             .map(|u| u.definition.code.clone())
             .collect())
     }
@@ -328,6 +333,7 @@ async fn write_one(
     txn: &DatabaseTransaction,
     snapshot: &Snapshot,
     new: &NewRevision,
+    today: chrono::NaiveDate,
 ) -> Result<(WriteOutcome, Vec<totals::Change>), StoreError> {
     let unit =
         snapshot.unit(&new.unit).ok_or_else(|| StoreError::Unknown { kind: "unit", code: new.unit.to_string() })?;
@@ -368,6 +374,9 @@ async fn write_one(
         if current.sha256 == new.sha256 {
             return Ok((WriteOutcome::Unchanged { revision: current.number }, Vec::new()));
         }
+    }
+    if let Some(freeze) = approvals::freeze_of(txn, snapshot, unit, new.period, today).await? {
+        return Ok((WriteOutcome::Frozen(freeze), Vec::new()));
     }
     let latest = revision::Entity::find()
         .filter(revision::Column::ReportId.eq(report_row.id))
@@ -420,6 +429,9 @@ async fn write_one(
         }))
         .exec(txn)
         .await?;
+    }
+    if number == 1 {
+        approvals::count_report(txn, unit, new.period, 1, 0).await?;
     }
     let mut report_update: report::ActiveModel = report_row.into();
     report_update.current_revision_id = Set(Some(stored.id));

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kpi_core::calendar::ReportingCycle;
 use kpi_core::catalog::{IndicatorDef, ResolutionDef, TargetDef, UnitDef};
 use kpi_core::{Direction, IndicatorCode, IndicatorKind, Period, ResolutionCode, TimeAggregation, UnitCode, UnitTree};
 use sea_orm::{EntityTrait, QueryOrder};
@@ -69,6 +70,9 @@ pub struct Snapshot {
     unit_index: HashMap<UnitCode, usize>,
     indicator_index: HashMap<IndicatorCode, usize>,
     indicator_by_id: HashMap<i32, usize>,
+    unit_by_id: HashMap<i32, usize>,
+    /// Data windows, deadlines, holidays and closing (the default cycle before any load).
+    reporting: ReportingCycle,
     /// Per (unit id, indicator id), the units of the subtree whose data set has the indicator.
     expected: HashMap<(i32, i32), u32>,
     /// The same catalog in kpi-core's form, for validating uploads against what queries see.
@@ -97,6 +101,19 @@ impl Snapshot {
 
     pub(crate) fn indicator_by_id(&self, id: i32) -> Option<&IndicatorInfo> {
         self.indicator_by_id.get(&id).map(|&i| &self.indicators[i])
+    }
+
+    pub(crate) fn unit_by_id(&self, id: i32) -> Result<&UnitInfo, StoreError> {
+        self.unit_by_id.get(&id).map(|&i| &self.units[i]).ok_or_else(|| corrupt(format!("no unit with id {id}")))
+    }
+
+    pub(crate) fn unit_code_by_id(&self, id: i32) -> Result<UnitCode, StoreError> {
+        self.unit_by_id(id).map(|unit| unit.definition.code.clone())
+    }
+
+    /// The catalog's reporting cycle: what is due, by when, and when a period closes.
+    pub fn reporting(&self) -> &ReportingCycle {
+        &self.reporting
     }
 
     pub fn resolution(&self, code: &ResolutionCode) -> Option<&ResolutionDef> {
@@ -273,15 +290,19 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
 
+    let reporting = read_reporting_cycle(conn).await?;
     let tree = UnitTree::new(units.iter().map(|u| (u.definition.code.clone(), u.definition.parent.clone())));
     let expected = expected_counts(&units, &indicators)?;
     let catalog = resolutions.first().map(|resolution| {
-        Arc::new(kpi_core::Catalog::new(
-            resolution.clone(),
-            units.iter().map(|u| u.definition.clone()).collect(),
-            indicators.iter().map(|i| i.definition.clone()).collect(),
-            targets.clone(),
-        ))
+        Arc::new(
+            kpi_core::Catalog::new(
+                resolution.clone(),
+                units.iter().map(|u| u.definition.clone()).collect(),
+                indicators.iter().map(|i| i.definition.clone()).collect(),
+                targets.clone(),
+            )
+            .with_reporting(reporting.clone()),
+        )
     });
     Ok(Snapshot {
         expected,
@@ -289,12 +310,22 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
         unit_index: units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect(),
         indicator_index: indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect(),
         indicator_by_id,
+        unit_by_id: units.iter().enumerate().map(|(i, u)| (u.id, i)).collect(),
+        reporting,
         units,
         indicators,
         targets,
         resolutions,
         tree,
     })
+}
+
+/// The reporting cycle the last catalog load stored; the default before any.
+async fn read_reporting_cycle(conn: &impl sea_orm::ConnectionTrait) -> Result<ReportingCycle, StoreError> {
+    match crate::state::get(conn, crate::state::REPORTING_CYCLE).await? {
+        Some(json) => serde_json::from_str(&json).map_err(|e| corrupt(format!("stored reporting cycle: {e}"))),
+        None => Ok(ReportingCycle::default()),
+    }
 }
 
 /// Per (unit id, indicator id), how many units of the unit's subtree report the indicator:

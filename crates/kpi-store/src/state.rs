@@ -1,5 +1,5 @@
 //! `store_state`: a few named values the store keeps about itself (whether the totals were
-//! built, the catalog's version and fingerprint).
+//! built, the catalog's version, fingerprint and reporting cycle).
 
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
@@ -8,6 +8,11 @@ use crate::error::StoreError;
 
 /// Set once the totals were built from the reports.
 pub(crate) const TOTALS_BUILT: &str = "kpi_totals";
+/// Set once `approval_counts` were built from the reports and approvals.
+pub(crate) const APPROVAL_COUNTS_BUILT: &str = "approval_counts";
+/// The catalog's reporting cycle (kpi-core's `ReportingCycle`, as JSON): data windows,
+/// deadlines, holidays and closing, which have no table of their own.
+pub(crate) const REPORTING_CYCLE: &str = "reporting_cycle";
 /// Changes with every catalog load that changes something; snapshots compare it.
 pub(crate) const CATALOG_VERSION: &str = "catalog_version";
 /// What the last catalog load loaded, so loading the same catalog again costs one read.

@@ -199,7 +199,8 @@ async fn kpis_aggregate_up_the_tree_and_over_time() {
     let c02_commune = store.kpis(&unit("COLINH"), &[indicator("C02")], &[year]).await.unwrap();
     assert_eq!(c02_commune[0].evaluation.status, Status::NoData);
 
-    let completeness = store.completeness(&unit("PACNAM"), year).await.unwrap();
+    let as_of = chrono::NaiveDate::from_ymd_opt(2023, 1, 10).unwrap();
+    let completeness = store.completeness(&unit("PACNAM"), year, as_of).await.unwrap();
     assert_eq!(completeness.expected.len(), 13);
     let reported: Vec<&str> = completeness.reported.iter().map(UnitCode::as_str).collect();
     assert_eq!(reported, ["BOCBO", "COLINH", "VPHDND"]);

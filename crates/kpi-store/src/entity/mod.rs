@@ -3,8 +3,11 @@
 //! Relations are left out on purpose: queries join explicitly, which keeps the SQL each one
 //! sends obvious and lets the aggregate query use the `path` prefix index.
 
+pub mod approval;
+pub mod approval_event;
 pub mod indicator;
 pub mod kpi_total;
+pub mod period_lock;
 pub mod report;
 pub mod report_value;
 pub mod resolution;
