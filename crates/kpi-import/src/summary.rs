@@ -2,7 +2,7 @@
 //! (a table of the files to act on, the errors of rejected files, totals, and the missing units
 //! per period, counted by parent when there are many).
 
-use kpi_importer::batch::BatchReport;
+use kpi_importer::batch::{BatchReport, PeriodTimeliness};
 use kpi_importer::{FileReport, Lang, Status};
 
 fn status_label(status: Status, lang: Lang) -> &'static str {
@@ -129,6 +129,9 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
             out.push_str(&format!("    {}\n", parents_line(parents, lang)));
         }
     }
+    for (period, timeliness) in &report.timeliness {
+        out.push_str(&timeliness_lines(period, timeliness, lang));
+    }
     if let Some(reason) = &report.stopped {
         let not_stored = count(Status::NotStored);
         out.push_str(&if vi {
@@ -137,6 +140,42 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
             format!("\nStopped early ({reason}); {not_stored} file(s) not stored\n")
         });
     }
+    out
+}
+
+/// A period's rates across the tree and its overdue units, the most late first.
+fn timeliness_lines(period: &str, timeliness: &PeriodTimeliness, lang: Lang) -> String {
+    let percent = |rate: f64| format!("{:.0}%", rate * 100.0);
+    let PeriodTimeliness { as_of, expected, reported, on_time, .. } = timeliness;
+    let (reporting, punctual) = (percent(timeliness.reporting_rate), percent(timeliness.on_time_rate));
+    let mut out = match lang {
+        Lang::Vi => format!(
+            "Tiến độ kỳ {period} (tính đến {as_of}): {reported}/{expected} đơn vị đã nộp ({reporting}), {on_time} đúng hạn ({punctual})\n"
+        ),
+        Lang::En => format!(
+            "Timeliness {period} (as of {as_of}): {reported}/{expected} units reported ({reporting}), {on_time} on time ({punctual})\n"
+        ),
+    };
+    if timeliness.overdue.is_empty() {
+        return out;
+    }
+    let listed: Vec<String> = timeliness
+        .overdue
+        .iter()
+        .take(LISTED_UNITS)
+        .map(|unit| match lang {
+            Lang::Vi => format!("{} (hạn {}, trễ {} ngày làm việc)", unit.unit, unit.due, unit.working_days_late),
+            Lang::En => format!("{} (due {}, {} working days late)", unit.unit, unit.due, unit.working_days_late),
+        })
+        .collect();
+    let more = timeliness.overdue.len().saturating_sub(LISTED_UNITS);
+    let tail = match (more, lang) {
+        (0, _) => String::new(),
+        (n, Lang::Vi) => format!(", … và {n} đơn vị khác"),
+        (n, Lang::En) => format!(", … and {n} more"),
+    };
+    let label = if lang == Lang::Vi { "quá hạn" } else { "overdue" };
+    out.push_str(&format!("  {label}: {}{tail}\n", listed.join(", ")));
     out
 }
 

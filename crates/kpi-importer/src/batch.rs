@@ -69,10 +69,36 @@ pub struct BatchReport {
     /// keeps the full lists above).
     #[serde(skip)]
     pub missing_by_parent: BTreeMap<String, Vec<(String, usize)>>,
+    /// Per period seen in the batch, where the whole tree stands against its deadlines today.
+    pub timeliness: BTreeMap<String, PeriodTimeliness>,
     /// Why the batch stopped early (the database or the reader failed); the files it did not
     /// store are listed as `not_stored`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+}
+
+/// How timely one period's reports are across the whole tree, judged on `as_of`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PeriodTimeliness {
+    /// `YYYY-MM-DD`, today in Vietnam.
+    pub as_of: String,
+    pub expected: u32,
+    pub reported: u32,
+    pub on_time: u32,
+    /// Reported over expected (0–1), and reported on time over expected.
+    pub reporting_rate: f64,
+    pub on_time_rate: f64,
+    /// Units past their deadline with nothing sent, most working days late first.
+    pub overdue: Vec<OverdueUnit>,
+}
+
+/// One unit that owes a report past its deadline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverdueUnit {
+    pub unit: String,
+    /// `YYYY-MM-DD`.
+    pub due: String,
+    pub working_days_late: u32,
 }
 
 impl BatchReport {
@@ -350,7 +376,45 @@ pub async fn run_batch(
     {
         report.stopped = Some(error.to_string());
     }
+    if report.stopped.is_none()
+        && let Err(error) = judge_timeliness(store, &mut report).await
+    {
+        report.stopped = Some(error.to_string());
+    }
     report
+}
+
+/// Fills in, per period seen, the reporting and on-time rates of the whole tree today, and who
+/// is overdue (in a dry run, as the store stands: the batch's own files are not counted).
+async fn judge_timeliness(store: &Store, report: &mut BatchReport) -> Result<(), kpi_store::StoreError> {
+    let snapshot = store.snapshot().await?;
+    let Some(root) = snapshot.root() else { return Ok(()) };
+    let today = kpi_core::calendar::local_date(chrono::Utc::now());
+    let periods: BTreeSet<String> = report.files.iter().filter_map(|f| f.period.clone()).collect();
+    for code in periods {
+        let Ok(period) = Period::parse(&code) else { continue };
+        let completeness = store.completeness(&root.definition.code, period, today).await?;
+        let total = &completeness.total;
+        let timeliness = PeriodTimeliness {
+            as_of: today.to_string(),
+            expected: total.expected,
+            reported: total.reported,
+            on_time: total.on_time,
+            reporting_rate: total.reporting_rate(),
+            on_time_rate: total.on_time_rate(),
+            overdue: completeness
+                .overdue()
+                .into_iter()
+                .map(|unit| OverdueUnit {
+                    unit: unit.unit.to_string(),
+                    due: unit.due_on.to_string(),
+                    working_days_late: unit.working_days_late,
+                })
+                .collect(),
+        };
+        report.timeliness.insert(code, timeliness);
+    }
+    Ok(())
 }
 
 /// The report of a batch whose reading failed: nothing was stored.

@@ -78,6 +78,24 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Sets when every revision of `unit`'s report for `period` was imported, as if the files had
+/// come at `at`: timeliness tests judge known import times.
+pub async fn set_imported_at(url: &str, unit: &str, period: &str, at: chrono::DateTime<chrono::Utc>) {
+    use sea_orm::{DbBackend, Statement};
+    let db = Database::connect(url).await.unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    let backend = db.get_database_backend();
+    let placeholders = if backend == DbBackend::Postgres { ["$1", "$2", "$3"] } else { ["?", "?", "?"] };
+    let sql = format!(
+        "UPDATE revisions SET imported_at = {} WHERE report_id IN (SELECT reports.id FROM reports \
+         JOIN units ON units.id = reports.unit_id WHERE units.code = {} AND reports.period = {})",
+        placeholders[0], placeholders[1], placeholders[2]
+    );
+    let statement = Statement::from_sql_and_values(backend, sql, [at.into(), unit.into(), period.into()]);
+    let updated = db.execute_raw(statement).await.unwrap_or_else(|e| panic!("cannot set imported_at: {e}"));
+    assert!(updated.rows_affected() > 0, "no revision of {unit} {period} to date");
+    db.close().await.ok();
+}
+
 /// `postgres://user@host:5432/test?x=y` with the database `name` instead of `test`.
 fn replace_database_name(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {

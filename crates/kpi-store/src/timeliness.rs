@@ -55,6 +55,17 @@ pub struct Completeness {
     pub children: Vec<UnitRates>,
 }
 
+impl Completeness {
+    /// The expected units whose report is missing past its deadline, most working days late
+    /// first (tree order among equals).
+    pub fn overdue(&self) -> Vec<&UnitTimeliness> {
+        let mut overdue: Vec<&UnitTimeliness> =
+            self.units.iter().filter(|unit| unit.status == Timeliness::Missing).collect();
+        overdue.sort_by_key(|unit| std::cmp::Reverse(unit.working_days_late));
+        overdue
+    }
+}
+
 /// Whether `unit` owes a report for `period`: it has a data set, and its kind reports
 /// periods of that length.
 pub(crate) fn owes_report(cycle: &ReportingCycle, unit: &UnitInfo, period: Period) -> bool {
@@ -122,11 +133,7 @@ impl Store {
         as_of: NaiveDate,
     ) -> Result<Vec<UnitTimeliness>, StoreError> {
         let completeness = self.completeness(parent, period, as_of).await?;
-        let mut overdue: Vec<UnitTimeliness> =
-            completeness.units.into_iter().filter(|unit| unit.status == Timeliness::Missing).collect();
-        // A stable sort keeps tree order among equally late units.
-        overdue.sort_by_key(|unit| std::cmp::Reverse(unit.working_days_late));
-        Ok(overdue)
+        Ok(completeness.overdue().into_iter().cloned().collect())
     }
 
     /// When each unit's report for exactly `period` first came: its revision 1's import time.
