@@ -2,6 +2,7 @@
 //! PostgreSQL when `TEST_DATABASE_URL` is set), called only through the generated clients.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cycle;
 mod errors;
 mod fixtures;
 mod helpers;

@@ -238,3 +238,63 @@ async fn a_killed_import_keeps_every_invariant() {
     eprintln!("(kill after ms, reports stored): {outcomes:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn approval_from_the_command_line_refuses_then_allows_an_import() {
+    let db = TestDatabase::new().await;
+    let dir = kpi_store::test_support::temp_dir("cli-approval").unwrap();
+    let binary = env!("CARGO_BIN_EXE_kpi-import");
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(binary)
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env_remove("KPI_CATALOG")
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let first = dir.join("bocbo-2024.xlsx");
+    std::fs::write(&first, demo("BOCBO", 2024)).unwrap();
+    let corrected = dir.join("bocbo-2024-v2.xlsx");
+    std::fs::write(&corrected, demo("BOCBO", 2024).into_iter().chain(std::iter::once(0)).collect::<Vec<u8>>()).unwrap();
+    let (code, stdout) = run(&["--lang", "en", "import", first.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}");
+    // The summary judges the period's timeliness today: long past 2024's deadline.
+    assert!(stdout.contains("Timeliness 2024") && stdout.contains("1/13 units reported"), "{stdout}");
+    assert!(stdout.contains("overdue: BANGTHANH (due 2024-12-17"), "{stdout}");
+
+    let approve = ["--lang", "en", "approval", "approve", "--unit", "BOCBO", "--period", "2024", "--by", "chu.tich"];
+    let (code, stdout) = run(&approve);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("BOCBO 2024: approved (chu.tich"), "{stdout}");
+
+    let json_path = dir.join("refused.json");
+    let (code, stdout) =
+        run(&["--lang", "en", "import", corrected.to_str().unwrap(), "--report-json", json_path.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stdout}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(json["files"][0]["errors"][0]["code"], "period_approved");
+    assert!(json["files"][0]["errors"][0]["message"].as_str().unwrap().contains("chu.tich"));
+
+    let unapprove = ["approval", "unapprove", "--unit", "BOCBO", "--period", "2024", "--by", "pho.chu.tich"];
+    let (code, _) = run(&[&unapprove[..], &["--reason", " "]].concat());
+    assert_eq!(code, Some(2), "a reason is required");
+    let (code, stdout) = run(&[&unapprove[..], &["--reason", "Sai số đảng viên"]].concat());
+    assert_eq!(code, Some(0), "{stdout}");
+    let (code, stdout) = run(&["--lang", "en", "import", corrected.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("[revised]"), "{stdout}");
+
+    let (_, stdout) = run(&["--lang", "en", "approval", "status", "--unit", "BOCBO", "--period", "2024"]);
+    assert!(stdout.contains("not approved"), "{stdout}");
+    assert!(stdout.contains("approved BOCBO 2024 chu.tich"), "{stdout}");
+    assert!(stdout.contains("unapproved BOCBO 2024 pho.chu.tich: Sai số đảng viên"), "{stdout}");
+
+    let (code, stdout) =
+        run(&["--lang", "en", "overdue", "--parent", "PACNAM", "--period", "2024", "--as-of", "2024-12-20"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    // Due Tuesday 17 December 2024; Friday 20 December is three working days later.
+    assert!(stdout.contains("Units below PACNAM overdue for 2024 (as of 2024-12-20): 12"), "{stdout}");
+    assert!(stdout.contains("BANGTHANH Xã Bằng Thành: due 2024-12-17, 3 working days late"), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}
