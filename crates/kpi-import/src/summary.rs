@@ -229,6 +229,7 @@ pub fn say(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kpi_importer::batch::OverdueUnit;
 
     fn file(index: usize, status: Status) -> FileReport {
         FileReport {
@@ -249,10 +250,23 @@ mod tests {
         files.push(file(60, Status::NotStored));
         let missing: Vec<String> = (0..100).map(|i| format!("U{i:03}")).collect();
         let by_parent: Vec<(String, usize)> = (0..10).map(|p| (format!("P{p}"), 10)).collect();
+        let overdue = (0..20)
+            .map(|i| OverdueUnit { unit: format!("U{i:03}"), due: "2025-12-16".into(), working_days_late: 30 - i })
+            .collect();
+        let timeliness = PeriodTimeliness {
+            as_of: "2026-02-01".into(),
+            expected: 120,
+            reported: 20,
+            on_time: 15,
+            reporting_rate: 20.0 / 120.0,
+            on_time_rate: 15.0 / 120.0,
+            overdue,
+        };
         let report = BatchReport {
             files,
             missing: [("2025".to_owned(), missing)].into(),
             missing_by_parent: [("2025".to_owned(), by_parent)].into(),
+            timeliness: [("2025".to_owned(), timeliness)].into(),
             stopped: None,
         };
         let text = render_summary(&report, Lang::En);
@@ -261,5 +275,9 @@ mod tests {
         assert!(text.contains("2025: 100 units: U000, U001,") && text.contains("U011, … and 88 more"), "{text}");
         assert!(!text.contains("U012"), "{text}");
         assert!(text.contains("by parent: P0 (10), P1 (10),") && text.contains("… and 2 more parents"), "{text}");
+        let rates = "Timeliness 2025 (as of 2026-02-01): 20/120 units reported (17%), 15 on time (12%)";
+        assert!(text.contains(rates), "{text}");
+        assert!(text.contains("overdue: U000 (due 2025-12-16, 30 working days late), U001"), "{text}");
+        assert!(text.contains("U011 (due 2025-12-16, 19 working days late), … and 8 more"), "{text}");
     }
 }
