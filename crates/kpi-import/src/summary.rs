@@ -156,28 +156,34 @@ fn timeliness_lines(period: &str, timeliness: &PeriodTimeliness, lang: Lang) -> 
             "Timeliness {period} (as of {as_of}): {reported}/{expected} units reported ({reporting}), {on_time} on time ({punctual})\n"
         ),
     };
-    if timeliness.overdue.is_empty() {
-        return out;
+    // Units due the same day and as late share a line: at national scale, a handful of lines.
+    let mut groups: Vec<(&str, u32, Vec<String>)> = Vec::new();
+    for unit in &timeliness.overdue {
+        match groups.last_mut() {
+            Some((due, late, units)) if *due == unit.due && *late == unit.working_days_late => {
+                units.push(unit.unit.clone());
+            }
+            _ => groups.push((&unit.due, unit.working_days_late, vec![unit.unit.clone()])),
+        }
     }
-    let listed: Vec<String> = timeliness
-        .overdue
-        .iter()
-        .take(LISTED_UNITS)
-        .map(|unit| match lang {
-            Lang::Vi => format!("{} (hạn {}, trễ {} ngày làm việc)", unit.unit, unit.due, unit.working_days_late),
-            Lang::En => format!("{} (due {}, {} working days late)", unit.unit, unit.due, unit.working_days_late),
-        })
-        .collect();
-    let more = timeliness.overdue.len().saturating_sub(LISTED_UNITS);
-    let tail = match (more, lang) {
-        (0, _) => String::new(),
-        (n, Lang::Vi) => format!(", … và {n} đơn vị khác"),
-        (n, Lang::En) => format!(", … and {n} more"),
-    };
-    let label = if lang == Lang::Vi { "quá hạn" } else { "overdue" };
-    out.push_str(&format!("  {label}: {}{tail}\n", listed.join(", ")));
+    for (due, late, units) in groups.iter().take(LISTED_GROUPS) {
+        out.push_str(&match lang {
+            Lang::Vi => format!("  quá hạn (hạn {due}, trễ {late} ngày làm việc): {}\n", missing_line(units, lang)),
+            Lang::En => format!("  overdue (due {due}, {late} working days late): {}\n", missing_line(units, lang)),
+        });
+    }
+    let rest: usize = groups.iter().skip(LISTED_GROUPS).map(|(_, _, units)| units.len()).sum();
+    if rest > 0 {
+        out.push_str(&match lang {
+            Lang::Vi => format!("  … và {rest} đơn vị quá hạn khác (đủ trong --report-json)\n"),
+            Lang::En => format!("  … and {rest} more overdue units (all in --report-json)\n"),
+        });
+    }
     out
 }
+
+/// Lines of overdue units (each a due date and a lateness) shown per period.
+const LISTED_GROUPS: usize = 4;
 
 /// Files up to which the summary table lists every file.
 const FULL_TABLE_UP_TO: usize = 50;
@@ -250,8 +256,8 @@ mod tests {
         files.push(file(60, Status::NotStored));
         let missing: Vec<String> = (0..100).map(|i| format!("U{i:03}")).collect();
         let by_parent: Vec<(String, usize)> = (0..10).map(|p| (format!("P{p}"), 10)).collect();
-        let overdue = (0..20)
-            .map(|i| OverdueUnit { unit: format!("U{i:03}"), due: "2025-12-16".into(), working_days_late: 30 - i })
+        let overdue = (0..25)
+            .map(|i| OverdueUnit { unit: format!("V{i:03}"), due: "2025-12-16".into(), working_days_late: 30 - i / 5 })
             .collect();
         let timeliness = PeriodTimeliness {
             as_of: "2026-02-01".into(),
@@ -277,7 +283,10 @@ mod tests {
         assert!(text.contains("by parent: P0 (10), P1 (10),") && text.contains("… and 2 more parents"), "{text}");
         let rates = "Timeliness 2025 (as of 2026-02-01): 20/120 units reported (17%), 15 on time (12%)";
         assert!(text.contains(rates), "{text}");
-        assert!(text.contains("overdue: U000 (due 2025-12-16, 30 working days late), U001"), "{text}");
-        assert!(text.contains("U011 (due 2025-12-16, 19 working days late), … and 8 more"), "{text}");
+        let first = "  overdue (due 2025-12-16, 30 working days late): V000, V001, V002, V003, V004\n";
+        assert!(text.contains(first), "{text}");
+        assert!(text.contains("  overdue (due 2025-12-16, 27 working days late): V015,"), "{text}");
+        assert!(!text.contains("26 working days late"), "{text}");
+        assert!(text.contains("  … and 5 more overdue units (all in --report-json)"), "{text}");
     }
 }
