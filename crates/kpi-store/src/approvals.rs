@@ -3,14 +3,14 @@
 //! An approver declares one unit's report for one period final; a unit locks a period for its
 //! whole subtree; the catalog may close a period by itself some days after its deadline.
 //! Each of the three freezes the report: a write into it is refused (see
-//! [`freeze_of`], called inside every write's transaction), and only unapproving or unlocking
+//! [`Freezes`], read once per group of writes inside its transaction), and only unapproving or unlocking
 //! thaws it. Every change is kept in `approval_events` with who, when and why.
 //!
 //! `approval_counts` holds, per unit and exact period, how many reports of the unit's subtree
 //! exist and how many are approved, updated in the same transaction as each new report and
 //! each approval change, so whether a KPI's figures are final is one indexed read.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use kpi_core::{Period, UnitCode};
@@ -26,8 +26,10 @@ use crate::error::StoreError;
 use crate::snapshot::{Snapshot, UnitInfo};
 use crate::state;
 
-/// Rows per upsert of `approval_counts`: 4 parameters each.
+/// Rows per upsert of `approval_counts` (4 parameters each), and units per query.
 const UPSERT_BATCH: usize = 1000;
+/// The PostgreSQL advisory lock between revision writes and approval changes.
+const APPROVAL_LOCK_KEY: i64 = 0x6b70_6930_3922;
 
 /// What changed a report's approval or a period's lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,44 +157,93 @@ fn unknown_unit(code: &UnitCode) -> StoreError {
     StoreError::Unknown { kind: "unit", code: code.to_string() }
 }
 
-/// Reads what freezes `unit`'s report for `period` as `conn` sees it, on `today`.
-pub(crate) async fn freeze_of(
-    conn: &impl ConnectionTrait,
-    snapshot: &Snapshot,
-    unit: &UnitInfo,
-    period: Period,
-    today: NaiveDate,
-) -> Result<Option<Freeze>, StoreError> {
-    let approval = approval_of(conn, unit.id, period).await?;
-    let lock = lock_over(conn, snapshot, unit, period).await?;
-    let cycle = snapshot.reporting();
-    let kind = &unit.definition.kind;
-    Ok(freeze_from(approval, lock, cycle.closes_on(kind, period), cycle.deadline(kind, period), today))
+/// The approvals and locks that may freeze a set of reports, read in two queries, so a group
+/// of writes or a dry run pays for them once, not per file.
+#[derive(Debug, Default)]
+pub(crate) struct Freezes {
+    approvals: HashMap<(i32, String), Stamp>,
+    /// Locks on any of the reports' periods or the periods containing them, earliest first.
+    locks: Vec<period_lock::Model>,
 }
 
-async fn approval_of(conn: &impl ConnectionTrait, unit_id: i32, period: Period) -> Result<Option<Stamp>, StoreError> {
-    Ok(approval::Entity::find_by_id((unit_id, period.code())).one(conn).await?.map(|row| Stamp {
-        by: row.approved_by,
-        at: row.approved_at,
-        comment: row.comment,
-    }))
+impl Freezes {
+    /// Reads what may freeze the reports of `keys` as `conn` sees it.
+    pub(crate) async fn load(conn: &impl ConnectionTrait, keys: &[(&UnitInfo, Period)]) -> Result<Freezes, StoreError> {
+        let mut freezes = Freezes::default();
+        if keys.is_empty() {
+            return Ok(freezes);
+        }
+        let unit_ids: BTreeSet<i32> = keys.iter().map(|(unit, _)| unit.id).collect();
+        let periods: BTreeSet<String> = keys.iter().map(|(_, period)| period.code()).collect();
+        let enclosing: BTreeSet<String> = keys.iter().flat_map(|(_, period)| enclosing_codes(*period)).collect();
+        for batch in Vec::from_iter(unit_ids).chunks(UPSERT_BATCH) {
+            let rows = approval::Entity::find()
+                .filter(approval::Column::UnitId.is_in(batch.iter().copied()))
+                .filter(approval::Column::Period.is_in(periods.iter().cloned()))
+                .all(conn)
+                .await?;
+            for row in rows {
+                let stamp = Stamp { by: row.approved_by, at: row.approved_at, comment: row.comment };
+                freezes.approvals.insert((row.unit_id, row.period), stamp);
+            }
+        }
+        // Locks are few (one per unit that closes a period); the ancestors are matched here.
+        freezes.locks = period_lock::Entity::find()
+            .filter(period_lock::Column::Period.is_in(enclosing))
+            .order_by_asc(period_lock::Column::LockedAt)
+            .all(conn)
+            .await?;
+        Ok(freezes)
+    }
+
+    /// The approval of `unit`'s report for `period`, if any.
+    fn approval(&self, unit: &UnitInfo, period: Period) -> Option<Stamp> {
+        self.approvals.get(&(unit.id, period.code())).cloned()
+    }
+
+    /// The earliest lock set by `unit` or an ancestor for `period` or a period containing it.
+    fn lock(&self, snapshot: &Snapshot, unit: &UnitInfo, period: Period) -> Result<Option<PeriodLock>, StoreError> {
+        let holders = unit.self_and_ancestor_ids()?;
+        let covering = enclosing_codes(period);
+        self.locks
+            .iter()
+            .find(|row| holders.contains(&row.unit_id) && covering.contains(&row.period))
+            .map(|row| lock_from_row(snapshot, row.clone()))
+            .transpose()
+    }
+
+    /// What freezes `unit`'s report for `period` on `today` (see [`freeze_from`]).
+    pub(crate) fn freeze(
+        &self,
+        snapshot: &Snapshot,
+        unit: &UnitInfo,
+        period: Period,
+        today: NaiveDate,
+    ) -> Result<Option<Freeze>, StoreError> {
+        let cycle = snapshot.reporting();
+        let kind = &unit.definition.kind;
+        let lock = self.lock(snapshot, unit, period)?;
+        Ok(freeze_from(
+            self.approval(unit, period),
+            lock,
+            cycle.closes_on(kind, period),
+            cycle.deadline(kind, period),
+            today,
+        ))
+    }
 }
 
-/// The lock, set by the unit or an ancestor, for the period or one containing it; the
-/// earliest set when there are several.
-async fn lock_over(
-    conn: &impl ConnectionTrait,
-    snapshot: &Snapshot,
-    unit: &UnitInfo,
-    period: Period,
-) -> Result<Option<PeriodLock>, StoreError> {
-    let row = period_lock::Entity::find()
-        .filter(period_lock::Column::UnitId.is_in(unit.self_and_ancestor_ids()?))
-        .filter(period_lock::Column::Period.is_in(enclosing_codes(period)))
-        .order_by_asc(period_lock::Column::LockedAt)
-        .one(conn)
-        .await?;
-    row.map(|row| lock_from_row(snapshot, row)).transpose()
+/// Takes, on PostgreSQL, the approval lock: shared by groups of revision writes (so the
+/// approvals and locks a group read stay true until it commits), exclusive for an approval
+/// change. SQLite's write lock does the same there.
+pub(crate) async fn lock_approvals(txn: &DatabaseTransaction, exclusive: bool) -> Result<(), StoreError> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let function = if exclusive { "pg_advisory_xact_lock" } else { "pg_advisory_xact_lock_shared" };
+    let sql = format!("SELECT {function}({APPROVAL_LOCK_KEY})");
+    txn.execute_raw(Statement::from_string(DbBackend::Postgres, sql)).await?;
+    Ok(())
 }
 
 fn lock_from_row(snapshot: &Snapshot, row: period_lock::Model) -> Result<PeriodLock, StoreError> {
@@ -207,17 +258,32 @@ fn stored_period(code: &str) -> Result<Period, StoreError> {
     Period::parse(code).map_err(|_| StoreError::Corrupt(format!("stored period {code:?}")))
 }
 
-/// Adds `reports` new reports and `approved` approvals to the counts of `unit` and of each
-/// ancestor, for `period`.
-pub(crate) async fn count_report(
+/// Adds `approved` (1 or -1) approvals to the counts of `unit` and each ancestor for `period`.
+async fn count_approval(
     conn: &impl ConnectionTrait,
     unit: &UnitInfo,
     period: Period,
-    reports: i64,
     approved: i64,
 ) -> Result<(), StoreError> {
     let rows: Vec<(i32, String, i64, i64)> =
-        unit.self_and_ancestor_ids()?.into_iter().map(|id| (id, period.code(), reports, approved)).collect();
+        unit.self_and_ancestor_ids()?.into_iter().map(|id| (id, period.code(), 0, approved)).collect();
+    add_counts(conn, &rows).await
+}
+
+/// Counts a group's new reports (their first revisions) for their units and every ancestor,
+/// summed per row so the group pays one upsert per batch.
+pub(crate) async fn count_new_reports(
+    conn: &impl ConnectionTrait,
+    reports: &[(&UnitInfo, Period)],
+) -> Result<(), StoreError> {
+    let mut counts: BTreeMap<(i32, String), i64> = BTreeMap::new();
+    for (unit, period) in reports {
+        for ancestor in unit.self_and_ancestor_ids()? {
+            *counts.entry((ancestor, period.code())).or_default() += 1;
+        }
+    }
+    let rows: Vec<(i32, String, i64, i64)> =
+        counts.into_iter().map(|((id, period), reports)| (id, period, reports, 0)).collect();
     add_counts(conn, &rows).await
 }
 
@@ -340,7 +406,7 @@ impl Store {
             }
             .insert(txn)
             .await?;
-            count_report(txn, info, period, 0, 1).await?;
+            count_approval(txn, info, period, 1).await?;
             record(txn, info.id, period, ApprovalAction::Approved, actor, now, comment).await
         })
         .await
@@ -362,7 +428,7 @@ impl Store {
                     info.definition.code
                 )));
             }
-            count_report(txn, info, period, 0, -1).await?;
+            count_approval(txn, info, period, -1).await?;
             record(txn, info.id, period, ApprovalAction::Unapproved, actor, Utc::now(), reason).await
         })
         .await
@@ -433,18 +499,20 @@ impl Store {
     ) -> Result<HashMap<(UnitCode, Period), Freeze>, StoreError> {
         let snapshot = self.snapshot().await?;
         let today = kpi_core::calendar::local_date(Utc::now());
+        let known: Vec<(&UnitInfo, Period)> =
+            keys.iter().filter_map(|(code, period)| snapshot.unit(code).map(|unit| (unit, *period))).collect();
+        let freezes = Freezes::load(&self.db, &known).await?;
         let mut found = HashMap::new();
-        for key in keys {
-            let Some(info) = snapshot.unit(&key.0) else { continue };
-            if let Some(freeze) = freeze_of(&self.db, &snapshot, info, key.1, today).await? {
-                found.insert(key.clone(), freeze);
+        for (unit, period) in known {
+            if let Some(freeze) = freezes.freeze(&snapshot, unit, period, today)? {
+                found.insert((unit.definition.code.clone(), period), freeze);
             }
         }
         Ok(found)
     }
 
-    /// Runs one approval change in a write transaction that holds the unit (as a revision
-    /// write does), then returns the report's new status.
+    /// Runs one approval change in a write transaction that excludes every group of revision
+    /// writes, then returns the report's new status.
     async fn change_approval(
         &self,
         unit: &UnitCode,
@@ -460,10 +528,7 @@ impl Store {
                 ..Default::default()
             })
             .await?;
-        if txn.get_database_backend() == DbBackend::Postgres {
-            let sql = "SELECT id FROM units WHERE id = $1 FOR UPDATE";
-            txn.query_one_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, [info.id.into()])).await?;
-        }
+        lock_approvals(&txn, true).await?;
         change(&txn, &snapshot, info).await?;
         let status = status_in(&txn, &snapshot, info, period).await?;
         txn.commit().await?;
@@ -508,12 +573,13 @@ async fn status_in(
         .one(conn)
         .await?
         .is_some();
+    let freezes = Freezes::load(conn, &[(unit, period)]).await?;
     Ok(ApprovalStatus {
         unit: unit.definition.code.clone(),
         period,
         has_report,
-        approval: approval_of(conn, unit.id, period).await?,
-        lock: lock_over(conn, snapshot, unit, period).await?,
+        approval: freezes.approval(unit, period),
+        lock: freezes.lock(snapshot, unit, period)?,
         closes_on: snapshot.reporting().closes_on(&unit.definition.kind, period),
         history: history(conn, snapshot, unit, period).await?,
     })

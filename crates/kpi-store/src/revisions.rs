@@ -19,7 +19,7 @@ use crate::approvals::{self, Freeze};
 use crate::connection::Store;
 use crate::entity::{report, report_value, revision};
 use crate::error::StoreError;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, UnitInfo};
 use crate::timeliness::owes_report;
 use crate::totals;
 
@@ -140,15 +140,25 @@ impl Store {
         if backend == DbBackend::Postgres {
             lock_against_rebuilds(&txn).await?;
         }
+        approvals::lock_approvals(&txn, false).await?;
+        let keys: Vec<(&UnitInfo, Period)> =
+            revisions.iter().filter_map(|r| snapshot.unit(&r.unit).map(|unit| (unit, r.period))).collect();
+        let frozen = approvals::Freezes::load(&txn, &keys).await?;
+        let today = kpi_core::calendar::local_date(chrono::Utc::now());
         let mut changes = totals::Pending::default();
         let mut outcomes = Vec::with_capacity(revisions.len());
-        let today = kpi_core::calendar::local_date(chrono::Utc::now());
+        let mut new_reports = Vec::new();
         for revision in revisions {
             let savepoint = txn.begin().await?;
-            match write_one(&savepoint, &snapshot, revision, today).await {
+            match write_one(&savepoint, &snapshot, revision, &frozen, today).await {
                 Ok((outcome, file_changes)) => {
                     savepoint.commit().await?;
                     changes.add(file_changes);
+                    if outcome == (WriteOutcome::Created { revision: 1 })
+                        && let Some(unit) = snapshot.unit(&revision.unit)
+                    {
+                        new_reports.push((unit, revision.period));
+                    }
                     outcomes.push(Ok(outcome));
                 }
                 Err(error) if error.is_write_conflict() => return Err(error),
@@ -160,6 +170,7 @@ impl Store {
             }
         }
         changes.apply(&txn).await?;
+        approvals::count_new_reports(&txn, &new_reports).await?;
         txn.commit().await?;
         Ok(outcomes)
     }
@@ -333,6 +344,7 @@ async fn write_one(
     txn: &DatabaseTransaction,
     snapshot: &Snapshot,
     new: &NewRevision,
+    frozen: &approvals::Freezes,
     today: chrono::NaiveDate,
 ) -> Result<(WriteOutcome, Vec<totals::Change>), StoreError> {
     let unit =
@@ -375,7 +387,7 @@ async fn write_one(
             return Ok((WriteOutcome::Unchanged { revision: current.number }, Vec::new()));
         }
     }
-    if let Some(freeze) = approvals::freeze_of(txn, snapshot, unit, new.period, today).await? {
+    if let Some(freeze) = frozen.freeze(snapshot, unit, new.period, today)? {
         return Ok((WriteOutcome::Frozen(freeze), Vec::new()));
     }
     let latest = revision::Entity::find()
@@ -429,9 +441,6 @@ async fn write_one(
         }))
         .exec(txn)
         .await?;
-    }
-    if number == 1 {
-        approvals::count_report(txn, unit, new.period, 1, 0).await?;
     }
     let mut report_update: report::ActiveModel = report_row.into();
     report_update.current_revision_id = Set(Some(stored.id));

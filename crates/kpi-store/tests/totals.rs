@@ -3,19 +3,22 @@
 //! in groups (one transaction, a savepoint per file, one refused midway), and then
 //! a catalog change that moves a unit; after each step every KPI the store answers for every
 //! unit, indicator and period must equal a direct recomputation, by kpi-core alone, from the
-//! current revisions the test kept in memory. Runs on SQLite, and on PostgreSQL when
-//! TEST_DATABASE_URL is set.
+//! current revisions the test kept in memory. Reports are also approved and unapproved at
+//! random: an approved report refuses new files, and whether each KPI's figures are final
+//! (from the maintained `approval_counts`) must equal the obvious answer: some figures, and
+//! every report of the subtree for the period and the periods inside it approved. Runs on
+//! SQLite, and on PostgreSQL when TEST_DATABASE_URL is set.
 //!
 //! `KPI_PROPERTY_CASES` (default 8) and `KPI_PROPERTY_SEED` (default 1) set the run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use kpi_core::aggregate::{aggregate_units, resolve_over_time};
 use kpi_core::{Catalog, Figure, IndicatorCode, IndicatorKind, Period, UnitCode, UnitTree};
 use kpi_store::test_support::{SeededRng as Rng, TestDatabase, env_number};
-use kpi_store::{NewRevision, NewValue, SHIPPED_CATALOG, Store};
+use kpi_store::{NewRevision, NewValue, SHIPPED_CATALOG, Store, WriteOutcome};
 
 /// A random tree under PACNAM: districts of communes, as (code, parent) pairs.
 fn random_tree(rng: &mut Rng) -> Vec<(String, Option<String>)> {
@@ -77,6 +80,25 @@ fn random_figure(rng: &mut Rng, kind: IndicatorKind) -> Figure {
 
 /// The current figures, as the test knows them: per (unit, period), per indicator.
 type Model = HashMap<(UnitCode, Period), BTreeMap<IndicatorCode, Figure>>;
+/// The approved reports, as the test knows them.
+type Approved = BTreeSet<(UnitCode, Period)>;
+
+/// Whether a KPI's figures are final, the obvious way: some figures, and every report of the
+/// subtree for the period and the periods inside it approved.
+fn reference_final(
+    catalog: &Catalog,
+    model: &Model,
+    approved: &Approved,
+    unit: &UnitCode,
+    period: Period,
+    reporting: u32,
+) -> bool {
+    let tree = UnitTree::new(catalog.units.iter().map(|u| (u.code.clone(), u.parent.clone())));
+    let members = tree.subtree(unit);
+    let inner = period.with_descendants();
+    reporting > 0
+        && model.keys().filter(|(u, p)| members.contains(u) && inner.contains(p)).all(|key| approved.contains(key))
+}
 
 /// What kpi-core alone makes of the model for one unit's subtree.
 fn reference(
@@ -101,7 +123,7 @@ fn reference(
 }
 
 /// Every KPI of every unit, indicator and period against the reference.
-async fn check(store: &Store, catalog: &Catalog, model: &Model, step: &str) {
+async fn check(store: &Store, catalog: &Catalog, model: &Model, approved: &Approved, step: &str) {
     let indicators: Vec<IndicatorCode> = INDICATORS.iter().map(|c| IndicatorCode::parse(c).unwrap()).collect();
     let mut periods = Period::Year(2023).with_descendants();
     periods.push(Period::Year(2024));
@@ -109,10 +131,11 @@ async fn check(store: &Store, catalog: &Catalog, model: &Model, step: &str) {
     for unit in &catalog.units {
         let kpis = store.kpis(&unit.code, &indicators, &periods).await.unwrap();
         for kpi in kpis {
-            let expected = reference(catalog, model, &unit.code, &kpi.indicator, kpi.period);
+            let (figure, reporting) = reference(catalog, model, &unit.code, &kpi.indicator, kpi.period);
+            let settled = reference_final(catalog, model, approved, &unit.code, kpi.period, reporting);
             assert_eq!(
-                (kpi.figure, kpi.reporting_units),
-                expected,
+                (kpi.figure, kpi.reporting_units, kpi.figures_final),
+                (figure, reporting, settled),
                 "{step}: {} {} {}",
                 unit.code,
                 kpi.indicator,
@@ -155,7 +178,7 @@ fn remember(model: &mut Model, revision: &NewRevision) {
 /// Writes one revision, or a group of up to five in one transaction, sometimes with a file
 /// the store refuses (an unknown unit) in the middle: the files before it are kept, it and
 /// those after it are not.
-async fn write(store: &Store, rng: &mut Rng, catalog: &Catalog, model: &mut Model, serial: usize) {
+async fn write(store: &Store, rng: &mut Rng, catalog: &Catalog, model: &mut Model, approved: &Approved, serial: usize) {
     let mut group: Vec<NewRevision> =
         (0..1 + rng.below(5)).map(|n| random_revision(rng, catalog, serial * 10 + n)).collect();
     let refused = (group.len() > 1 && rng.below(4) == 0).then(|| rng.below(group.len()));
@@ -165,11 +188,33 @@ async fn write(store: &Store, rng: &mut Rng, catalog: &Catalog, model: &mut Mode
     let outcomes = store.write_revisions(&group).await.unwrap();
     assert_eq!(outcomes.len(), refused.map_or(group.len(), |index| index + 1));
     for (revision, outcome) in group.iter().zip(&outcomes) {
+        let key = (revision.unit.clone(), revision.period);
         match outcome {
-            Ok(_) => remember(model, revision),
+            Ok(WriteOutcome::Frozen(_)) => assert!(approved.contains(&key), "{key:?} refused but not approved"),
+            Ok(_) => {
+                assert!(!approved.contains(&key), "{key:?} written though approved");
+                remember(model, revision);
+            }
             Err(error) => assert_eq!(Some(revision.unit.as_str()), refused.map(|_| "NOWHERE"), "{error}"),
         }
     }
+}
+
+/// Approves a random unapproved report, or now and then unapproves an approved one.
+async fn change_approval(store: &Store, rng: &mut Rng, model: &Model, approved: &mut Approved) {
+    if !approved.is_empty() && rng.below(3) == 0 {
+        let key = approved.iter().nth(rng.below(approved.len())).cloned().unwrap();
+        store.unapprove_report(&key.0, key.1, "property", "a random correction").await.unwrap();
+        approved.remove(&key);
+        return;
+    }
+    let candidates: Vec<&(UnitCode, Period)> = model.keys().filter(|key| !approved.contains(*key)).collect();
+    if candidates.is_empty() {
+        return;
+    }
+    let key = candidates[rng.below(candidates.len())].clone();
+    store.approve_report(&key.0, key.1, "property", "").await.unwrap();
+    approved.insert(key);
 }
 
 #[tokio::test]
@@ -184,10 +229,14 @@ async fn maintained_totals_equal_a_recomputation_from_current_revisions() {
         let store = Store::connect(&db.url).await.unwrap();
         store.load_catalog(&catalog).await.unwrap();
         let mut model = Model::new();
+        let mut approved = Approved::new();
         for serial in 0..24 {
-            write(&store, &mut rng, &catalog, &mut model, serial).await;
+            write(&store, &mut rng, &catalog, &mut model, &approved, serial).await;
+            if rng.below(2) == 0 {
+                change_approval(&store, &mut rng, &model, &mut approved).await;
+            }
             if serial % 8 == 7 {
-                check(&store, &catalog, &model, &format!("case {case}, after write {serial}")).await;
+                check(&store, &catalog, &model, &approved, &format!("case {case}, after write {serial}")).await;
             }
         }
         // Move the last commune (or district) under the first district: the totals are rebuilt.
@@ -197,10 +246,11 @@ async fn maintained_totals_equal_a_recomputation_from_current_revisions() {
         }
         let catalog = Catalog::from_toml(&catalog_text(&moved, &reporter)).unwrap();
         store.load_catalog(&catalog).await.unwrap();
-        check(&store, &catalog, &model, &format!("case {case}, after the catalog change")).await;
+        check(&store, &catalog, &model, &approved, &format!("case {case}, after the catalog change")).await;
         for serial in 24..32 {
-            write(&store, &mut rng, &catalog, &mut model, serial).await;
+            write(&store, &mut rng, &catalog, &mut model, &approved, serial).await;
+            change_approval(&store, &mut rng, &model, &mut approved).await;
         }
-        check(&store, &catalog, &model, &format!("case {case}, after more writes")).await;
+        check(&store, &catalog, &model, &approved, &format!("case {case}, after more writes")).await;
     }
 }
