@@ -1,5 +1,6 @@
 //! The catalog: the unit tree, the resolution, its indicators and targets, which indicators
-//! each unit reports, and the reporting calendar (cut-off rule, deadlines, holidays).
+//! each unit reports, the reporting calendar (cut-off rule, deadlines, holidays), and the
+//! data quality checks (validation rules, outlier settings and bounds).
 //!
 //! It is data a district edits (a TOML file), not code. [`Catalog::from_toml`] checks it
 //! whole and returns typed, cross-referenced definitions, so loaders never meet a dangling
@@ -11,9 +12,13 @@ use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
 use crate::calendar::{Cutoff, KindSchedule, PeriodType, ReportingCycle};
-use crate::codes::{CodeError, IndicatorCode, ResolutionCode, UnitCode};
+use crate::codes::{CodeError, IndicatorCode, ResolutionCode, RuleCode, UnitCode};
 use crate::figure::{Direction, IndicatorKind, TimeAggregation};
 use crate::period::{Period, PeriodError};
+use crate::quality::{Bounds, MIN_SCORED_HISTORY, OutlierSettings};
+use crate::rules::{
+    FigurePart, FigureRef, Importance, MissingValues, Scope, ValidationRule, parse_comparison, parse_side,
+};
 use crate::text::excerpt;
 
 /// Why a catalog file was refused.
@@ -86,6 +91,12 @@ pub struct Catalog {
     /// When each kind of unit owes which periods; the default when the file has no
     /// `[reporting]` table.
     pub reporting: ReportingCycle,
+    /// Validation rules, checked on every report; none when the file has no `[[rules]]`.
+    pub rules: Vec<ValidationRule>,
+    /// Bounds on indicators' values; none when the file has no `[[bounds]]`.
+    pub bounds: Vec<Bounds>,
+    /// How outliers are judged; the default when the file has no `[quality]` table.
+    pub outliers: OutlierSettings,
     /// Units by code: every file names its unit, and a national catalog has 11,000 of them.
     unit_index: UnitIndex,
 }
@@ -119,6 +130,12 @@ struct RawCatalog {
     targets: Vec<RawTarget>,
     #[serde(default)]
     reporting: RawReporting,
+    #[serde(default)]
+    quality: RawQuality,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    bounds: Vec<RawBounds>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +200,40 @@ struct RawKindSchedule {
     deadline_working_days: u32,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawQuality {
+    outlier_threshold: Option<f64>,
+    history_periods: Option<usize>,
+    change_factor: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    code: String,
+    name: String,
+    #[serde(default)]
+    name_en: String,
+    left: String,
+    operator: String,
+    right: String,
+    missing: Option<String>,
+    importance: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBounds {
+    indicator: String,
+    unit: Option<String>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+/// The most past periods an outlier score may look back over: five years of months.
+const MAX_HISTORY_PERIODS: usize = 60;
+
 /// The longest deadline a schedule may set: about three months of working days, past which
 /// the number is a typing mistake.
 const MAX_DEADLINE_WORKING_DAYS: u32 = 60;
@@ -203,13 +254,29 @@ impl Catalog {
         targets: Vec<TargetDef>,
     ) -> Catalog {
         let unit_index = UnitIndex::of(&units);
-        Catalog { resolution, units, indicators, targets, reporting: ReportingCycle::default(), unit_index }
+        Catalog {
+            resolution,
+            units,
+            indicators,
+            targets,
+            reporting: ReportingCycle::default(),
+            rules: Vec::new(),
+            bounds: Vec::new(),
+            outliers: OutlierSettings::default(),
+            unit_index,
+        }
     }
 
     /// The same catalog with its reporting calendar, so a loader that stores the calendar
     /// apart can attach it without changing how it builds the rest.
     pub fn with_reporting(self, reporting: ReportingCycle) -> Catalog {
         Catalog { reporting, ..self }
+    }
+
+    /// The same catalog with its data quality checks, so a loader that stores them apart can
+    /// attach them without changing how it builds the rest.
+    pub fn with_quality(self, rules: Vec<ValidationRule>, bounds: Vec<Bounds>, outliers: OutlierSettings) -> Catalog {
+        Catalog { rules, bounds, outliers, ..self }
     }
 
     /// Parses and checks a catalog file's text.
@@ -314,8 +381,24 @@ impl Catalog {
             targets.push(definition);
         }
 
+        let kinds: HashMap<&IndicatorCode, IndicatorKind> =
+            indicators.iter().map(|indicator| (&indicator.code, indicator.kind)).collect();
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        let mut rule_codes = HashSet::new();
+        for rule in raw.rules {
+            let rule = validation_rule(rule, &kinds)?;
+            if !rule_codes.insert(rule.code.clone()) {
+                return Err(inconsistent(format!("rule {} is defined twice", rule.code)));
+            }
+            rules.push(rule);
+        }
+        let bounds = value_bounds(raw.bounds, &kinds, &unit_codes)?;
+        let outliers = outlier_settings(raw.quality)?;
+
         let reporting = reporting_cycle(raw.reporting, &units)?;
-        Ok(Catalog::new(resolution, units, indicators, targets).with_reporting(reporting))
+        Ok(Catalog::new(resolution, units, indicators, targets)
+            .with_reporting(reporting)
+            .with_quality(rules, bounds, outliers))
     }
 
     pub fn indicator(&self, code: &IndicatorCode) -> Option<&IndicatorDef> {
@@ -328,6 +411,140 @@ impl Catalog {
         let indexed = self.unit_index.0.get(code).and_then(|&index| self.units.get(index));
         indexed.filter(|unit| &unit.code == code).or_else(|| self.units.iter().find(|u| &u.code == code))
     }
+}
+
+/// Checks one `[[rules]]` entry: its sides and words parse, every figure it reads exists and
+/// has the part it names, children terms add counts (never percentages), and it reads at
+/// least one figure of the unit itself, without which it would apply to no unit.
+fn validation_rule(
+    raw: RawRule,
+    kinds: &HashMap<&IndicatorCode, IndicatorKind>,
+) -> Result<ValidationRule, CatalogError> {
+    let code = RuleCode::parse(&raw.code)?;
+    let side = |name: &str, text: &str| {
+        parse_side(text).map_err(|error| inconsistent(format!("rule {code}: {name} side {:?}: {error}", excerpt(text))))
+    };
+    let (left, right) = (side("left", &raw.left)?, side("right", &raw.right)?);
+    let comparison = parse_comparison(&raw.operator).map_err(|error| inconsistent(format!("rule {code}: {error}")))?;
+    let missing = match raw.missing.as_deref() {
+        None => MissingValues::default(),
+        Some(text) => MissingValues::from_str_opt(text).ok_or_else(|| {
+            inconsistent(format!(
+                "rule {code}: missing = {:?} is not skip-if-any-missing, skip-if-all-missing or never-skip",
+                excerpt(text)
+            ))
+        })?,
+    };
+    let importance = Importance::from_str_opt(&raw.importance).ok_or_else(|| {
+        inconsistent(format!("rule {code}: importance = {:?} is not error or warning", excerpt(&raw.importance)))
+    })?;
+    let rule =
+        ValidationRule { code, name: raw.name, name_en: raw.name_en, left, comparison, right, missing, importance };
+    for figure in rule.figures() {
+        check_rule_figure(&rule.code, figure, kinds)?;
+    }
+    if !rule.figures().any(|figure| figure.scope == Scope::Own) {
+        return Err(inconsistent(format!(
+            "rule {} reads no figure of the unit itself, so it would apply to no unit",
+            rule.code
+        )));
+    }
+    Ok(rule)
+}
+
+/// Checks that a figure a rule reads exists: its indicator is defined, only ratios have a
+/// numerator and a denominator, and a children term adds counts, not percentages.
+fn check_rule_figure(
+    rule: &RuleCode,
+    figure: &FigureRef,
+    kinds: &HashMap<&IndicatorCode, IndicatorKind>,
+) -> Result<(), CatalogError> {
+    let indicator = &figure.indicator;
+    let kind = *kinds
+        .get(indicator)
+        .ok_or_else(|| inconsistent(format!("rule {rule} reads indicator {indicator}, which is not defined")))?;
+    match (figure.part, kind, figure.scope) {
+        (FigurePart::Numerator | FigurePart::Denominator, IndicatorKind::Count | IndicatorKind::Percent, _) => {
+            let part = if figure.part == FigurePart::Numerator { "numerator" } else { "denominator" };
+            Err(inconsistent(format!("rule {rule}: {indicator} is a {}: it has no {part}", kind.as_str())))
+        }
+        (FigurePart::Value, IndicatorKind::Ratio, Scope::Children) => Err(inconsistent(format!(
+            "rule {rule}: {figure} would add percentages; read children({indicator}.numerator) or \
+             children({indicator}.denominator)"
+        ))),
+        (FigurePart::Value, IndicatorKind::Percent, Scope::Children) => {
+            Err(inconsistent(format!("rule {rule}: {figure} would add percentages, which never add")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks the `[[bounds]]` entries: known indicator and unit, finite numbers, at least one of
+/// them, min not above max, and one entry per indicator and unit (or per indicator for every
+/// unit).
+fn value_bounds(
+    raw: Vec<RawBounds>,
+    kinds: &HashMap<&IndicatorCode, IndicatorKind>,
+    unit_codes: &HashSet<&UnitCode>,
+) -> Result<Vec<Bounds>, CatalogError> {
+    let mut all = Vec::with_capacity(raw.len());
+    let mut keys = HashSet::new();
+    for entry in raw {
+        let indicator = IndicatorCode::parse(&entry.indicator)?;
+        if !kinds.contains_key(&indicator) {
+            return Err(inconsistent(format!("bounds name indicator {indicator}, which is not defined")));
+        }
+        let unit = entry.unit.as_deref().map(UnitCode::parse).transpose()?;
+        let whose = unit.as_ref().map_or_else(|| "every unit".to_owned(), UnitCode::to_string);
+        if let Some(unit) = unit.as_ref().filter(|unit| !unit_codes.contains(unit)) {
+            return Err(inconsistent(format!("bounds of {indicator} name unit {unit}, which is not defined")));
+        }
+        let (min, max) = (entry.min, entry.max);
+        if min.is_none() && max.is_none() {
+            return Err(inconsistent(format!("bounds of {indicator} for {whose} set neither min nor max")));
+        }
+        if let Some(number) = [min, max].into_iter().flatten().find(|number| !number.is_finite()) {
+            return Err(inconsistent(format!("bounds of {indicator} for {whose}: {number} is not a finite number")));
+        }
+        if let Some((min, max)) = min.zip(max).filter(|(min, max)| min > max) {
+            return Err(inconsistent(format!("bounds of {indicator} for {whose}: min {min} is above max {max}")));
+        }
+        if !keys.insert((indicator.clone(), unit.clone())) {
+            return Err(inconsistent(format!("{indicator} has two bounds for {whose}")));
+        }
+        all.push(Bounds { indicator, unit, min, max });
+    }
+    Ok(all)
+}
+
+/// Reads the `[quality]` table over the defaults, refusing numbers that would make every
+/// value an outlier or none.
+fn outlier_settings(raw: RawQuality) -> Result<OutlierSettings, CatalogError> {
+    let defaults = OutlierSettings::default();
+    let settings = OutlierSettings {
+        threshold: raw.outlier_threshold.unwrap_or(defaults.threshold),
+        history_periods: raw.history_periods.unwrap_or(defaults.history_periods),
+        change_factor: raw.change_factor.unwrap_or(defaults.change_factor),
+    };
+    if !(settings.threshold.is_finite() && settings.threshold > 0.0) {
+        return Err(inconsistent(format!(
+            "quality.outlier_threshold is {}; it must be more than 0",
+            settings.threshold
+        )));
+    }
+    if !(MIN_SCORED_HISTORY..=MAX_HISTORY_PERIODS).contains(&settings.history_periods) {
+        return Err(inconsistent(format!(
+            "quality.history_periods is {}; it must be from {MIN_SCORED_HISTORY} to {MAX_HISTORY_PERIODS}",
+            settings.history_periods
+        )));
+    }
+    if !(settings.change_factor.is_finite() && settings.change_factor > 1.0) {
+        return Err(inconsistent(format!(
+            "quality.change_factor is {}; it must be more than 1",
+            settings.change_factor
+        )));
+    }
+    Ok(settings)
 }
 
 /// Checks the `[reporting]` table against the unit tree: every scheduled kind exists, lists
@@ -505,7 +722,127 @@ mod tests {
             catalog.targets.clone(),
         );
         assert_eq!(rebuilt.reporting, ReportingCycle::default());
-        assert_eq!(rebuilt.with_reporting(catalog.reporting.clone()), catalog);
+        assert_eq!((rebuilt.rules.len(), rebuilt.bounds.len(), rebuilt.outliers), (0, 0, OutlierSettings::default()));
+        let rebuilt = rebuilt.with_reporting(catalog.reporting.clone()).with_quality(
+            catalog.rules.clone(),
+            catalog.bounds.clone(),
+            catalog.outliers,
+        );
+        assert_eq!(rebuilt, catalog);
+    }
+
+    #[test]
+    fn shipped_rules_load() {
+        let catalog = Catalog::from_toml(SHIPPED).unwrap();
+        let rules: Vec<(&str, String, Importance, MissingValues)> = catalog
+            .rules
+            .iter()
+            .map(|rule| (rule.code.as_str(), rule.expression(), rule.importance, rule.missing))
+            .collect();
+        let any = MissingValues::SkipIfAnyMissing;
+        assert_eq!(
+            rules,
+            [
+                ("R01", "B05.numerator <= B04.numerator".to_owned(), Importance::Error, any),
+                ("R02", "B04.denominator == A02 + A04".to_owned(), Importance::Warning, any),
+                ("R03", "B01.denominator == A03".to_owned(), Importance::Warning, any),
+                ("R04", "B07.denominator == A03".to_owned(), Importance::Warning, any),
+            ]
+        );
+        assert!(catalog.rules.iter().all(|rule| !rule.name.is_empty() && !rule.name_en.is_empty()));
+        assert_eq!((catalog.bounds.len(), catalog.outliers), (0, OutlierSettings::default()));
+        let applying = |code: &str| -> Vec<&str> {
+            let rule = catalog.rules.iter().find(|rule| rule.code.as_str() == code).unwrap();
+            catalog.units.iter().filter(|unit| rule.applies_to(unit)).map(|unit| unit.code.as_str()).collect()
+        };
+        assert_eq!(applying("R01"), ["PNV"]);
+        assert_eq!(applying("R02"), ["PNV"]);
+        assert_eq!(applying("R03").len(), 10, "the communes");
+
+        let json = serde_json::to_string(&(&catalog.rules, &catalog.bounds, &catalog.outliers)).unwrap();
+        let stored: (Vec<ValidationRule>, Vec<Bounds>, OutlierSettings) = serde_json::from_str(&json).unwrap();
+        assert_eq!(stored, (catalog.rules, catalog.bounds, catalog.outliers));
+    }
+
+    #[test]
+    fn quality_sections_are_optional() {
+        let without = &SHIPPED[..SHIPPED.find("# Data quality").unwrap()];
+        let catalog = Catalog::from_toml(without).unwrap();
+        assert_eq!((catalog.rules.len(), catalog.bounds.len(), catalog.outliers), (0, 0, OutlierSettings::default()));
+    }
+
+    #[test]
+    fn bounds_load_for_every_unit_or_one() {
+        let text = format!(
+            "{SHIPPED}\n[[bounds]]\nindicator = \"B05\"\nunit = \"PNV\"\nmin = 0\nmax = 60\n\n\
+             [[bounds]]\nindicator = \"C05\"\nmax = 500\n"
+        );
+        let bounds = Catalog::from_toml(&text).unwrap().bounds;
+        let pnv = UnitCode::parse("PNV").unwrap();
+        assert_eq!(
+            bounds,
+            [
+                Bounds {
+                    indicator: IndicatorCode::parse("B05").unwrap(),
+                    unit: Some(pnv),
+                    min: Some(0.0),
+                    max: Some(60.0)
+                },
+                Bounds { indicator: IndicatorCode::parse("C05").unwrap(), unit: None, min: None, max: Some(500.0) },
+            ]
+        );
+    }
+
+    #[test]
+    fn quality_refusals_name_the_offender() {
+        let left = |side: &str| SHIPPED.replacen("left = \"B05.numerator\"", &format!("left = {side:?}"), 1);
+        let r01 = |old: &str, new: &str| SHIPPED.replacen(old, new, 1);
+        let bounds = |body: &str| format!("{SHIPPED}\n[[bounds]]\n{body}\n");
+        let cases: Vec<(String, &[&str])> = vec![
+            (left("Z99.numerator"), &["R01", "Z99", "not defined"]),
+            (left("A03.numerator"), &["R01", "A03 is a count: it has no numerator"]),
+            (left("C01.denominator"), &["R01", "C01 is a percent: it has no denominator"]),
+            (left("children(B05)"), &["R01", "children(B05)", "children(B05.numerator)"]),
+            (left("children(C01) - 1"), &["R01", "children(C01)", "never add"]),
+            (left("B05..numerator"), &["R01", "left side", "B05..numerator", "character 5"]),
+            (left(""), &["R01", "left side", "empty"]),
+            (r01("operator = \"<=\"", "operator = \"=<\""), &["R01", "\"=<\"", "not a comparison"]),
+            (r01("importance = \"error\"", "importance = \"fatal\""), &["R01", "\"fatal\"", "error or warning"]),
+            (
+                r01("importance = \"error\"", "importance = \"error\"\nmissing = \"skip\""),
+                &["R01", "\"skip\"", "skip-if-any-missing"],
+            ),
+            (r01("importance = \"error\"", "importance = \"error\"\nseverity = 1"), &["severity"]),
+            (SHIPPED.replace("code = \"R02\"", "code = \"R01\""), &["rule R01 is defined twice"]),
+            (SHIPPED.replace("code = \"R02\"", "code = \"r02\""), &["rule code", "r02"]),
+            (
+                SHIPPED
+                    .replace("left = \"B05.numerator\"", "left = \"children(B05.numerator)\"")
+                    .replace("right = \"B04.numerator\"", "right = \"100\""),
+                &["R01", "no figure of the unit itself"],
+            ),
+            (bounds("indicator = \"Z99\"\nmax = 1"), &["Z99", "not defined"]),
+            (bounds("indicator = \"B05\"\nunit = \"NOWHERE\"\nmax = 1"), &["B05", "NOWHERE", "not defined"]),
+            (bounds("indicator = \"B05\"\nmin = 60\nmax = 0"), &["B05", "every unit", "min 60 is above max 0"]),
+            (bounds("indicator = \"B05\"\nunit = \"PNV\""), &["B05", "PNV", "neither min nor max"]),
+            (bounds("indicator = \"B05\"\nmax = nan"), &["B05", "NaN is not a finite number"]),
+            (
+                bounds("indicator = \"B05\"\nmax = 1\n\n[[bounds]]\nindicator = \"B05\"\nmin = 0"),
+                &["B05 has two bounds for every unit"],
+            ),
+            (SHIPPED.replace("outlier_threshold = 3.5", "outlier_threshold = 0"), &["outlier_threshold is 0"]),
+            (SHIPPED.replace("history_periods = 8", "history_periods = 3"), &["history_periods is 3", "4 to 60"]),
+            (SHIPPED.replace("history_periods = 8", "history_periods = 61"), &["history_periods is 61"]),
+            (SHIPPED.replace("change_factor = 3.0", "change_factor = 1.0"), &["change_factor is 1", "more than 1"]),
+            (SHIPPED.replace("change_factor = 3.0", "change_factor = 3.0\nwindow = 5"), &["window"]),
+        ];
+        for (text, expected) in cases {
+            assert_ne!(text, SHIPPED, "the edit for {expected:?} did not apply");
+            let message = Catalog::from_toml(&text).unwrap_err().to_string();
+            for part in expected {
+                assert!(message.contains(part), "{message:?} should mention {part:?}");
+            }
+        }
     }
 
     #[test]

@@ -68,6 +68,21 @@ macro_rules! code_type {
                 &self.0
             }
         }
+
+        /// Written as the bare code, so stored JSON reads like the catalog.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        /// Read through [`Self::parse`], so a stored code is as well-formed as a typed one.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                Self::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 
@@ -83,6 +98,10 @@ code_type!(
     /// A resolution's code, such as `09-NQ/HU`.
     ResolutionCode, "resolution", 64, "A-Z, 0-9, '_', '-', '.' and '/'",
     |ch| is_code_char(ch) || ch == '/' || ch == '.'
+);
+code_type!(
+    /// A validation rule's catalog code, such as `R01`.
+    RuleCode, "rule", 16, "A-Z, 0-9, '_' and '-'", is_code_char
 );
 
 impl UnitCode {
@@ -111,5 +130,16 @@ mod tests {
         assert_eq!(IndicatorCode::parse_lenient(" a07 ").map(|c| c.to_string()), Ok("A07".into()));
         assert!(ResolutionCode::parse("09-NQ/HU").is_ok());
         assert!(matches!(UnitCode::parse(&"X".repeat(33)), Err(CodeError::TooLong { .. })));
+        assert!(RuleCode::parse("R01").is_ok());
+    }
+
+    #[test]
+    fn codes_round_trip_through_json() {
+        let code = IndicatorCode::parse("B05").unwrap();
+        let json = serde_json::to_string(&code).unwrap();
+        assert_eq!(json, "\"B05\"");
+        assert_eq!(serde_json::from_str::<IndicatorCode>(&json).unwrap(), code);
+        let refused = serde_json::from_str::<UnitCode>("\"bang thanh\"").unwrap_err().to_string();
+        assert!(refused.contains("bang thanh"), "{refused}");
     }
 }

@@ -35,7 +35,7 @@ pub enum Direction {
 macro_rules! text_codes {
     ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $name {
-            /// The lowercase word used in the catalog, the database and the API.
+            /// The word used in the catalog, the database and the API.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
@@ -47,6 +47,9 @@ macro_rules! text_codes {
         }
     };
 }
+
+/// Shared with the other modules whose enums have a catalog word.
+pub(crate) use text_codes;
 
 text_codes!(IndicatorKind { Count => "count", Ratio => "ratio", Percent => "percent" });
 text_codes!(TimeAggregation { Stock => "stock", Flow => "flow" });
