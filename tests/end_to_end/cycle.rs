@@ -120,6 +120,7 @@ async fn completeness_and_overdue_say_who_is_late() {
             parent_code: "PACNAM".into(),
             period: "2025S1".into(),
             as_of: "2025-06-24".into(),
+            include_units: true,
         })
         .await
         .unwrap()

@@ -189,6 +189,7 @@ async fn trend_ranking_completeness_and_revisions() {
             parent_code: "PACNAM".into(),
             period: "2022".into(),
             as_of: "2023-01-10".into(),
+            include_units: false,
         })
         .await
         .unwrap()
@@ -197,6 +198,7 @@ async fn trend_ranking_completeness_and_revisions() {
     assert_eq!(completeness.reported, ["BOCBO", "XUANLA", "COLINH", "CAOTAN", "PNV", "PGDDT", "VPHDND"]);
     assert_eq!(completeness.missing, ["BANGTHANH", "NHANMON", "GIAOHIEU", "ANTHANG", "CONGBANG", "NGHIENLOAN"]);
     assert_close(completeness.rate, 7.0 / 13.0, 1e-12);
+    assert!(completeness.units.is_empty(), "units are listed only when asked");
 
     // A corrected PNV file becomes revision 2; the first stays as superseded.
     let corrected = crate::fixtures::report("PNV", "Năm 2022", &[("B05", crate::fixtures::Cell::Ratio(16.0, 145.0))]);

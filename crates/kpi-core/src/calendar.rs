@@ -100,6 +100,18 @@ pub enum Timeliness {
 }
 
 impl Timeliness {
+    /// The status of a report due on `deadline`, whose first accepted revision came on
+    /// `first_accepted` (none yet), judged on `as_of`: the one rule, for callers that already
+    /// know the deadline.
+    pub fn judge(deadline: NaiveDate, first_accepted: Option<NaiveDate>, as_of: NaiveDate) -> Timeliness {
+        match first_accepted {
+            Some(accepted) if accepted <= deadline => Timeliness::OnTime,
+            Some(_) => Timeliness::Late,
+            None if as_of > deadline => Timeliness::Missing,
+            None => Timeliness::NotDue,
+        }
+    }
+
     /// The name used on the wire and in the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -199,13 +211,7 @@ impl ReportingCycle {
         first_accepted: Option<NaiveDate>,
         as_of: NaiveDate,
     ) -> Timeliness {
-        let deadline = self.deadline(kind, period);
-        match first_accepted {
-            Some(accepted) if accepted <= deadline => Timeliness::OnTime,
-            Some(_) => Timeliness::Late,
-            None if as_of > deadline => Timeliness::Missing,
-            None => Timeliness::NotDue,
-        }
+        Timeliness::judge(self.deadline(kind, period), first_accepted, as_of)
     }
 }
 

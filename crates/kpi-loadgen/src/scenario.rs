@@ -81,7 +81,7 @@ impl Call {
                 to_period: period,
             }),
             Scenario::Completeness => {
-                Call::Completeness(v1::GetCompletenessRequest { parent_code: unit, period, as_of: String::new() })
+                Call::Completeness(v1::GetCompletenessRequest { parent_code: unit, period, ..Default::default() })
             }
             Scenario::Upload => upload(args.catalog.as_deref(), &args.unit, &args.period)?,
         })

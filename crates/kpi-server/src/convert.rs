@@ -254,7 +254,11 @@ pub fn reporting_rate(unit: &UnitCode, rates: &ReportingRates) -> v1::ReportingR
     }
 }
 
-pub fn completeness(parent: &UnitCode, completeness: &Completeness) -> v1::GetCompletenessResponse {
+pub fn completeness(
+    parent: &UnitCode,
+    completeness: &Completeness,
+    include_units: bool,
+) -> v1::GetCompletenessResponse {
     let codes = |units: &[UnitCode]| units.iter().map(ToString::to_string).collect::<Vec<_>>();
     v1::GetCompletenessResponse {
         expected: codes(&completeness.expected),
@@ -262,7 +266,7 @@ pub fn completeness(parent: &UnitCode, completeness: &Completeness) -> v1::GetCo
         missing: codes(&completeness.missing),
         rate: completeness.total.reporting_rate(),
         on_time_rate: completeness.total.on_time_rate(),
-        units: completeness.units.iter().map(unit_timeliness).collect(),
+        units: if include_units { completeness.units.iter().map(unit_timeliness).collect() } else { Vec::new() },
         total: Some(reporting_rate(parent, &completeness.total)),
         children: completeness.children.iter().map(|child| reporting_rate(&child.unit, &child.rates)).collect(),
         as_of: completeness.as_of.to_string(),

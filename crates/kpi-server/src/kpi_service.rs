@@ -218,7 +218,7 @@ impl KpiApi {
         let as_of = convert::as_of("as_of", &request.as_of)?;
         let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
         let completeness = self.store.completeness(&parent.definition.code, period, as_of).await?;
-        Ok(convert::completeness(&parent.definition.code, &completeness))
+        Ok(convert::completeness(&parent.definition.code, &completeness, request.include_units))
     }
 
     async fn list_overdue(&self, request: v1::ListOverdueRequest) -> Result<v1::ListOverdueResponse, ApiError> {

@@ -342,35 +342,6 @@ pub(crate) async fn counts_are_built(conn: &impl ConnectionTrait) -> Result<bool
     Ok(state::get(conn, state::APPROVAL_COUNTS_BUILT).await?.is_some())
 }
 
-/// Per (unit id, period) of those asked, the reports of the subtree not yet approved, for
-/// the rows that have any.
-pub(crate) async fn unapproved_counts(
-    conn: &impl ConnectionTrait,
-    unit_ids: &[i32],
-    periods: &[Period],
-) -> Result<HashMap<(i32, Period), i64>, StoreError> {
-    let mut found = HashMap::new();
-    if unit_ids.is_empty() || periods.is_empty() {
-        return Ok(found);
-    }
-    let codes: Vec<String> = periods.iter().map(|p| p.code()).collect();
-    let mut query = Query::select();
-    query
-        .from(Alias::new("approval_counts"))
-        .columns(["unit_id", "period", "reports", "approved"].map(Alias::new))
-        .and_where(Expr::col(Alias::new("unit_id")).is_in(unit_ids.iter().copied()))
-        .and_where(Expr::col(Alias::new("period")).is_in(codes))
-        .and_where(Expr::col(Alias::new("reports")).gt(Expr::col(Alias::new("approved"))));
-    for row in conn.query_all(&query).await? {
-        let unit_id: i32 = row.try_get_by_index(0)?;
-        let period: String = row.try_get_by_index(1)?;
-        let reports: i64 = row.try_get_by_index(2)?;
-        let approved: i64 = row.try_get_by_index(3)?;
-        found.insert((unit_id, stored_period(&period)?), reports - approved);
-    }
-    Ok(found)
-}
-
 impl Store {
     /// Approves `unit`'s report for `period`: it must exist and not be approved already.
     pub async fn approve_report(

@@ -4,10 +4,11 @@
 //! and kpi-core's `totals` module), so a KPI is one primary-key lookup, and a scorecard, a
 //! trend or a ranking one query, whatever the size of the subtree.
 
+use std::collections::HashMap;
+
 use kpi_core::totals::aggregate_from_totals;
 use kpi_core::{Evaluation, Figure, IndicatorCode, Period, Target, UnitCode, evaluate};
 
-use crate::approvals;
 use crate::connection::Store;
 use crate::error::StoreError;
 use crate::snapshot::{IndicatorInfo, Snapshot, UnitInfo};
@@ -66,20 +67,24 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let unit_ids: Vec<i32> = unit_infos.iter().map(|u| u.id).collect();
         let indicator_ids: Vec<i32> = indicator_infos.iter().map(|i| i.id).collect();
-        let totals = totals::read(&self.db, &unit_ids, &indicator_ids, periods).await?;
-        let covered: Vec<Period> = covered_periods(periods);
-        let unapproved = approvals::unapproved_counts(&self.db, &unit_ids, &covered).await?;
-        let is_settled = |unit_id: i32, period: Period| {
-            period.with_descendants().into_iter().all(|inner| !unapproved.contains_key(&(unit_id, inner)))
-        };
+        let read = totals::read(&self.db, &unit_ids, &indicator_ids, periods).await?;
+        // Whether each asked (unit, period) has no unapproved report inside it, once per pair.
+        let mut settled: HashMap<(i32, Period), bool> = HashMap::new();
+        for &unit_id in &unit_ids {
+            for &period in periods {
+                settled.entry((unit_id, period)).or_insert_with(|| {
+                    period.with_descendants().into_iter().all(|inner| !read.unsettled.contains(&(unit_id, inner)))
+                });
+            }
+        }
         let mut kpis = Vec::with_capacity(units.len() * indicators.len() * periods.len());
         for unit in unit_infos {
             for &indicator in &indicator_infos {
                 let expected_units = snapshot.expected_units(unit.id, indicator.id);
                 for &period in periods {
-                    let found = totals.get(&(unit.id, indicator.id, period));
+                    let found = read.totals.get(&(unit.id, indicator.id, period));
                     let mut kpi = kpi(&snapshot, unit, indicator, period, found, expected_units);
-                    kpi.figures_final = kpi.reporting_units > 0 && is_settled(unit.id, period);
+                    kpi.figures_final = kpi.reporting_units > 0 && settled.get(&(unit.id, period)) == Some(&true);
                     kpis.push(kpi);
                 }
             }
@@ -114,12 +119,4 @@ fn kpi(
         expected_units,
         figures_final: false,
     }
-}
-
-/// The periods asked for and every period inside them, each once.
-fn covered_periods(periods: &[Period]) -> Vec<Period> {
-    let mut covered: Vec<Period> = periods.iter().flat_map(|period| period.with_descendants()).collect();
-    covered.sort();
-    covered.dedup();
-    covered
 }

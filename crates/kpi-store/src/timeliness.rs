@@ -168,15 +168,18 @@ fn judge_subtree<'a>(
     first_accepted: &HashMap<i32, DateTime<Utc>>,
 ) -> Vec<(&'a UnitInfo, UnitTimeliness)> {
     let cycle = snapshot.reporting();
+    // A national tree has a handful of kinds and eleven thousand units: each kind's deadline
+    // is worked out once.
+    let mut deadlines: HashMap<&str, NaiveDate> = HashMap::new();
     let below = snapshot.subtree_units(parent).into_iter().skip(1);
     below
         .filter(|info| owes_report(cycle, info, period))
         .map(|info| {
-            let kind = &info.definition.kind;
+            let kind = info.definition.kind.as_str();
+            let due_on = *deadlines.entry(kind).or_insert_with(|| cycle.deadline(kind, period));
             let accepted_at = first_accepted.get(&info.id).copied();
             let accepted_on = accepted_at.map(kpi_core::calendar::local_date);
-            let status = cycle.timeliness(kind, period, accepted_on, as_of);
-            let due_on = cycle.deadline(kind, period);
+            let status = kpi_core::calendar::Timeliness::judge(due_on, accepted_on, as_of);
             let working_days_late = match status {
                 Timeliness::Late => accepted_on.map_or(0, |day| cycle.working_days_late(due_on, day)),
                 Timeliness::Missing => cycle.working_days_late(due_on, as_of),

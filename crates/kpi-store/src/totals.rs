@@ -7,11 +7,11 @@
 //! the unit row's lock on PostgreSQL), so each computes its changes from the state it
 //! replaces. A catalog change rebuilds every total from the current reports.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kpi_core::totals::{Reported, Totals, TotalsChange, resolution_changes, totals_change, years_of};
 use kpi_core::{Figure, Period};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, UnionType};
 use sea_orm::{ConnectionTrait, EntityTrait};
 
 use crate::entity::{kpi_total, report, report_value};
@@ -268,37 +268,98 @@ pub(crate) async fn are_built(conn: &impl ConnectionTrait) -> Result<bool, Store
     Ok(state::get(conn, state::TOTALS_BUILT).await?.is_some())
 }
 
-/// The totals of `unit_ids` for `indicator_ids` and `periods`.
+/// What a KPI query reads: the totals, and which (unit id, period) have reports of the
+/// subtree not yet approved.
+#[derive(Debug, Default)]
+pub(crate) struct TotalsRead {
+    pub totals: HashMap<(i32, i32, Period), Totals>,
+    pub unsettled: HashSet<(i32, Period)>,
+}
+
+/// The totals of `unit_ids` for `indicator_ids` and `periods`, and the unapproved reports of
+/// those units in the years the periods span, in one statement per batch of units (a second
+/// query would cost a second round trip on every KPI call): the `approval_counts` rows come
+/// back with indicator id -1 and their unapproved count in `count`.
 pub(crate) async fn read(
     conn: &impl ConnectionTrait,
     unit_ids: &[i32],
     indicator_ids: &[i32],
     periods: &[Period],
-) -> Result<HashMap<(i32, i32, Period), Totals>, StoreError> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    let mut totals = HashMap::new();
-    if unit_ids.is_empty() || indicator_ids.is_empty() || periods.is_empty() {
-        return Ok(totals);
+) -> Result<TotalsRead, StoreError> {
+    let mut read = TotalsRead::default();
+    let (Some(first), Some(last)) = (periods.iter().map(|p| p.year()).min(), periods.iter().map(|p| p.year()).max())
+    else {
+        return Ok(read);
+    };
+    if unit_ids.is_empty() || indicator_ids.is_empty() {
+        return Ok(read);
     }
     let by_code: HashMap<String, Period> = periods.iter().map(|&p| (p.code(), p)).collect();
     for batch in unit_ids.chunks(UPSERT_BATCH) {
-        let rows = kpi_total::Entity::find()
-            .filter(kpi_total::Column::UnitId.is_in(batch.iter().copied()))
-            .filter(kpi_total::Column::IndicatorId.is_in(indicator_ids.iter().copied()))
-            .filter(kpi_total::Column::Period.is_in(by_code.keys().cloned()))
-            .all(conn)
-            .await?;
-        for row in rows {
-            let Some(&period) = by_code.get(&row.period) else { continue };
+        let mut query = totals_query(batch, indicator_ids, by_code.keys());
+        query.union(UnionType::All, unsettled_query(batch, first, last));
+        for row in conn.query_all(&query).await? {
+            let unit_id: i32 = row.try_get_by_index(0)?;
+            let indicator_id: i32 = row.try_get_by_index(1)?;
+            let code: String = row.try_get_by_index(2)?;
+            if indicator_id == UNSETTLED_ROW {
+                let period =
+                    Period::parse(&code).map_err(|_| StoreError::Corrupt(format!("stored period {code:?}")))?;
+                read.unsettled.insert((unit_id, period));
+                continue;
+            }
+            let Some(&period) = by_code.get(&code) else { continue };
             let total = Totals {
-                count: row.count,
-                numerator: row.numerator,
-                denominator: row.denominator,
-                percent: row.percent,
-                reporting_units: row.reporting_units,
+                count: row.try_get_by_index(3)?,
+                numerator: row.try_get_by_index(4)?,
+                denominator: row.try_get_by_index(5)?,
+                percent: row.try_get_by_index(6)?,
+                reporting_units: row.try_get_by_index(7)?,
             };
-            totals.insert((row.unit_id, row.indicator_id, period), total);
+            read.totals.insert((unit_id, indicator_id, period), total);
         }
     }
-    Ok(totals)
+    Ok(read)
+}
+
+/// The indicator id that marks an `approval_counts` row in [`read`]'s union.
+const UNSETTLED_ROW: i32 = -1;
+
+fn totals_query<'a>(
+    unit_ids: &[i32],
+    indicator_ids: &[i32],
+    codes: impl Iterator<Item = &'a String>,
+) -> sea_orm::sea_query::SelectStatement {
+    use kpi_total::Column as C;
+    let mut query = Query::select();
+    query
+        .from(kpi_total::Entity)
+        .columns([C::UnitId, C::IndicatorId, C::Period, C::Count, C::Numerator, C::Denominator, C::Percent])
+        .column(C::ReportingUnits)
+        .and_where(Expr::col(C::UnitId).is_in(unit_ids.iter().copied()))
+        .and_where(Expr::col(C::IndicatorId).is_in(indicator_ids.iter().copied()))
+        .and_where(Expr::col(C::Period).is_in(codes.cloned()));
+    query
+}
+
+/// The (unit, period) rows of `approval_counts` with unapproved reports, for the years
+/// `first` to `last`: every period code starts with its year, so the range is a prefix range.
+fn unsettled_query(unit_ids: &[i32], first: i32, last: i32) -> sea_orm::sea_query::SelectStatement {
+    let column = |name: &str| Expr::col(Alias::new(name));
+    let mut query = Query::select();
+    query
+        .from(Alias::new("approval_counts"))
+        .column(Alias::new("unit_id"))
+        .expr(Expr::val(UNSETTLED_ROW))
+        .column(Alias::new("period"))
+        .expr(column("reports").sub(column("approved")))
+        .expr(Expr::val(0i64))
+        .expr(Expr::val(0i64))
+        .expr(Expr::cust("CAST(NULL AS DOUBLE PRECISION)"))
+        .expr(Expr::val(0i64))
+        .and_where(column("unit_id").is_in(unit_ids.iter().copied()))
+        .and_where(column("period").gte(first.to_string()))
+        .and_where(column("period").lt((last + 1).to_string()))
+        .and_where(column("reports").gt(column("approved")));
+    query
 }
