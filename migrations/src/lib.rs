@@ -9,6 +9,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_schema;
 mod m20261127_000001_create_kpi_totals;
 mod m20261128_000001_create_approvals;
+mod m20261128_000002_add_report_first_accepted;
+mod m20261128_000003_create_data_issues;
 
 /// The ordered list of migrations; `Migrator::up` applies the ones a database lacks.
 #[derive(Debug)]
@@ -21,6 +23,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_schema::Migration),
             Box::new(m20261127_000001_create_kpi_totals::Migration),
             Box::new(m20261128_000001_create_approvals::Migration),
+            Box::new(m20261128_000002_add_report_first_accepted::Migration),
+            Box::new(m20261128_000003_create_data_issues::Migration),
         ]
     }
 }

@@ -366,6 +366,7 @@ async fn write_one(
         unit_id: Set(unit.id),
         period: Set(period.clone()),
         current_revision_id: Set(None),
+        first_accepted_at: Set(None),
         ..Default::default()
     })
     .on_conflict_do_nothing_on([report::Column::UnitId, report::Column::Period])
@@ -442,8 +443,12 @@ async fn write_one(
         .exec(txn)
         .await?;
     }
+    let first_revision = report_row.first_accepted_at.is_none();
     let mut report_update: report::ActiveModel = report_row.into();
     report_update.current_revision_id = Set(Some(stored.id));
+    if first_revision {
+        report_update.first_accepted_at = Set(Some(stored.imported_at));
+    }
     report_update.update(txn).await?;
     Ok((WriteOutcome::Created { revision: number }, changes))
 }

@@ -78,8 +78,9 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Sets when every revision of `unit`'s report for `period` was imported, as if the files had
-/// come at `at`: timeliness tests judge known import times.
+/// Sets when every revision of `unit`'s report for `period` was imported (and so when the
+/// report first came), as if the files had come at `at`: timeliness tests judge known import
+/// times.
 pub async fn set_imported_at(url: &str, unit: &str, period: &str, at: chrono::DateTime<chrono::Utc>) {
     use sea_orm::{DbBackend, Statement};
     let db = Database::connect(url).await.unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
@@ -93,6 +94,13 @@ pub async fn set_imported_at(url: &str, unit: &str, period: &str, at: chrono::Da
     let statement = Statement::from_sql_and_values(backend, sql, [at.into(), unit.into(), period.into()]);
     let updated = db.execute_raw(statement).await.unwrap_or_else(|e| panic!("cannot set imported_at: {e}"));
     assert!(updated.rows_affected() > 0, "no revision of {unit} {period} to date");
+    let sql = format!(
+        "UPDATE reports SET first_accepted_at = {} WHERE unit_id IN (SELECT id FROM units WHERE code = {}) \
+         AND period = {}",
+        placeholders[0], placeholders[1], placeholders[2]
+    );
+    let statement = Statement::from_sql_and_values(backend, sql, [at.into(), unit.into(), period.into()]);
+    db.execute_raw(statement).await.unwrap_or_else(|e| panic!("cannot set first_accepted_at: {e}"));
     db.close().await.ok();
 }
 

@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use std::collections::HashMap;
 
 use crate::connection::Store;
-use crate::entity::{report, revision};
+use crate::entity::report;
 use crate::error::StoreError;
 use crate::snapshot::{Snapshot, UnitInfo};
 
@@ -136,25 +136,19 @@ impl Store {
         Ok(completeness.overdue().into_iter().cloned().collect())
     }
 
-    /// When each unit's report for exactly `period` first came: its revision 1's import time.
+    /// When each unit's report for exactly `period` first came: its revision 1's import time,
+    /// kept on the report.
     async fn first_accepted(&self, period: Period) -> Result<HashMap<i32, DateTime<Utc>>, StoreError> {
-        let rows: Vec<(i32, DateTime<Utc>)> = report::Entity::find()
+        let rows: Vec<(i32, Option<DateTime<Utc>>)> = report::Entity::find()
             .select_only()
             .column(report::Column::UnitId)
-            .column_as(revision::Column::ImportedAt, "imported_at")
-            .join(
-                sea_orm::JoinType::InnerJoin,
-                report::Entity::belongs_to(revision::Entity)
-                    .from(report::Column::Id)
-                    .to(revision::Column::ReportId)
-                    .into(),
-            )
+            .column(report::Column::FirstAcceptedAt)
             .filter(report::Column::Period.eq(period.code()))
-            .filter(revision::Column::Number.eq(1))
+            .filter(report::Column::FirstAcceptedAt.is_not_null())
             .into_tuple()
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().collect())
+        Ok(rows.into_iter().filter_map(|(unit, at)| at.map(|at| (unit, at))).collect())
     }
 }
 

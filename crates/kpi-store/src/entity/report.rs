@@ -10,6 +10,8 @@ pub struct Model {
     pub unit_id: i32,
     pub period: String,
     pub current_revision_id: Option<i32>,
+    /// When revision 1 was imported: the report's arrival, as timeliness judges it.
+    pub first_accepted_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
