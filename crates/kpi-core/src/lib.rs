@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod calendar;
 pub mod catalog;
+pub mod checks;
 pub mod codes;
 pub mod figure;
 pub mod number;
