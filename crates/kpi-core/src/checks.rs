@@ -136,7 +136,8 @@ mod tests {
         ];
         let (own, history) = (BTreeMap::new(), BTreeMap::new());
         let context = ReportContext { own: &own, children: &children, history: &history };
-        let term = |indicator: &str, part: FigurePart| FigureRef { indicator: code(indicator), part, scope: Scope::Children };
+        let term =
+            |indicator: &str, part: FigurePart| FigureRef { indicator: code(indicator), part, scope: Scope::Children };
         assert_eq!(lookup(&context, &term("A01", FigurePart::Value)), Some(12.0));
         assert_eq!(lookup(&context, &term("B01", FigurePart::Denominator)), Some(4.0));
         assert_eq!(lookup(&context, &term("A03", FigurePart::Value)), None);

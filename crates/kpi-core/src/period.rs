@@ -191,6 +191,19 @@ impl Period {
         }
     }
 
+    /// The previous period of the same length.
+    pub fn previous(self) -> Period {
+        match self {
+            Period::Year(y) => Period::Year(y - 1),
+            Period::Half(y, 1) => Period::Half(y - 1, 2),
+            Period::Half(y, h) => Period::Half(y, h - 1),
+            Period::Quarter(y, 1) => Period::Quarter(y - 1, 4),
+            Period::Quarter(y, q) => Period::Quarter(y, q - 1),
+            Period::Month(y, 1) => Period::Month(y - 1, 12),
+            Period::Month(y, m) => Period::Month(y, m - 1),
+        }
+    }
+
     /// Whether two periods have the same length (both years, both quarters, ...).
     pub fn same_granularity(self, other: Period) -> bool {
         self.length_in_months() == other.length_in_months()
@@ -294,5 +307,9 @@ mod tests {
             vec![Period::Year(2022), Period::Half(2023, 1), Period::Year(2023), Period::Month(2023, 12)]
         );
         assert_eq!(Period::Quarter(2023, 4).next(), Period::Quarter(2024, 1));
+        for period in [Period::Year(2023), Period::Half(2023, 1), Period::Quarter(2023, 1), Period::Month(2023, 1)] {
+            assert_eq!(period.previous().next(), period);
+            assert_eq!(period.next().previous(), period);
+        }
     }
 }

@@ -164,6 +164,16 @@ pub enum Problem {
         closed_on: String,
         after_days: u32,
     },
+    /// A catalog rule does not hold (an error or a warning, as the rule says).
+    RuleViolated(Box<RuleViolation>),
+    /// A figure far from the unit's history or outside the catalog's bounds.
+    Outlier {
+        indicator: String,
+        value: String,
+        expected: String,
+        /// What it was judged on: the past values, or the catalog's bounds.
+        judged_on: String,
+    },
     // Warnings.
     UnitNameMismatch {
         found: String,
@@ -184,6 +194,18 @@ pub enum Problem {
         indicator: String,
         column: &'static str,
     },
+}
+
+/// What a broken rule's message says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleViolation {
+    pub code: String,
+    pub name: String,
+    pub expression: String,
+    pub left: String,
+    pub right: String,
+    /// The code cells of the figures the rule read, e.g. `C14 (B05), C13 (B04)`.
+    pub cells: String,
 }
 
 impl Problem {
@@ -219,6 +241,8 @@ impl Problem {
             Problem::AmbiguousInBatch { .. } => "ambiguous_in_batch",
             Problem::PeriodApproved { .. } => "period_approved",
             Problem::PeriodLocked { .. } | Problem::PeriodClosed { .. } => "period_closed",
+            Problem::RuleViolated(_) => "rule_violated",
+            Problem::Outlier { .. } => "outlier",
             Problem::UnitNameMismatch { .. } => "unit_name_mismatch",
             Problem::UnassignedIndicator { .. } => "unassigned_indicator",
             Problem::SuspectFraction { .. } => "suspect_fraction",
@@ -496,6 +520,25 @@ impl Problem {
                     format!(
                         "period {period} closed by itself on {closed_on}, {after_days} days after its deadline {deadline} (the catalog's close_after_days)"
                     )
+                }
+            }
+            Problem::RuleViolated(violation) => {
+                let RuleViolation { code, name, expression, left, right, cells } = violation.as_ref();
+                if vi {
+                    format!(
+                        "quy tắc {code} ({name}) không thỏa: {expression}, vế trái {left}, vế phải {right} (các ô {cells})"
+                    )
+                } else {
+                    format!(
+                        "rule {code} ({name}) does not hold: {expression}, left side {left}, right side {right} (cells {cells})"
+                    )
+                }
+            }
+            Problem::Outlier { indicator, value, expected, judged_on } => {
+                if vi {
+                    format!("{indicator} = {value} bất thường: dự kiến {expected}, theo {judged_on}")
+                } else {
+                    format!("{indicator} = {value} looks wrong: expected {expected}, judged on {judged_on}")
                 }
             }
             Problem::UnitNameMismatch { found, registry } => {

@@ -10,10 +10,12 @@
 //! - [`workbook`]: bytes → sparse cells, refusing hostile files cheaply;
 //! - [`report`]: cells → a validated report, or every error of the file;
 //! - [`issues`]: error codes and their Vietnamese and English messages;
+//! - [`checks`]: the catalog's rules and outliers, checked against the store's figures;
 //! - [`batch`]: files, folders and zips, parallel parsing, storing, the batch's report;
 //! - [`template`]: the blank template, demo data and test workbooks.
 
 pub mod batch;
+pub mod checks;
 #[cfg(feature = "test-support")]
 pub mod hostile;
 pub mod isolation;
@@ -260,12 +262,20 @@ pub async fn store_files(
     files: Vec<ParsedFile>,
     options: &ImportOptions,
 ) -> (Vec<FileReport>, Option<StoreError>) {
+    let mut files = files;
+    let data_issues = match checks::check_files(store, &mut files, options.lang).await {
+        Ok(data_issues) => data_issues,
+        Err(error) => return (files.into_iter().map(ParsedFile::not_stored).collect(), Some(error)),
+    };
     if options.dry_run {
         return predict_files(store, files, options.lang).await;
     }
     let revisions: Vec<NewRevision> = files
         .iter()
-        .filter_map(|file| file.result.as_ref().ok().map(|report| new_revision(file, report, options)))
+        .zip(data_issues)
+        .filter_map(|(file, issues)| {
+            file.result.as_ref().ok().map(|report| new_revision(file, report, options, issues))
+        })
         .collect();
     let (mut outcomes, mut failure) = match store.write_revisions(&revisions).await {
         Ok(outcomes) => (outcomes.into_iter(), None),
@@ -326,7 +336,12 @@ async fn predict_files(store: &Store, files: Vec<ParsedFile>, lang: Lang) -> (Ve
 }
 
 /// The revision a parsed, acceptable file becomes.
-fn new_revision(file: &ParsedFile, report: &ParsedReport, options: &ImportOptions) -> NewRevision {
+fn new_revision(
+    file: &ParsedFile,
+    report: &ParsedReport,
+    options: &ImportOptions,
+    data_issues: Vec<kpi_store::NewDataIssue>,
+) -> NewRevision {
     let stored = |issue: &Issue| StoredIssue {
         sheet: issue.sheet.clone(),
         cell: issue.cell.clone(),
@@ -347,6 +362,7 @@ fn new_revision(file: &ParsedFile, report: &ParsedReport, options: &ImportOption
             .iter()
             .map(|v| NewValue { indicator: v.indicator.clone(), figure: v.figure, note: v.note.clone() })
             .collect(),
+        data_issues,
     }
 }
 

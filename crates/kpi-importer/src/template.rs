@@ -213,8 +213,13 @@ pub fn demo_report(catalog: &Catalog, unit: &UnitCode, period: Period) -> Result
             };
             match indicator.kind {
                 IndicatorKind::Count => {
+                    // Consistent with the catalog's rules: A03 is every ratio's denominator
+                    // (R03, R04), and A02 + A04 is the staff B04 counts (R02).
                     let count = match indicator.code.as_str() {
-                        "A01" | "A03" | "A02" | "A04" => staff + h % 3,
+                        "A01" => staff + h % 3,
+                        "A03" => staff,
+                        "A02" => staff - staff / 4,
+                        "A04" => staff / 4,
                         "A05" => 600 + h % 80,
                         "A06" => 1 + h % 3,
                         "A07" => 150 + h % 150,
@@ -230,7 +235,11 @@ pub fn demo_report(catalog: &Catalog, unit: &UnitCode, period: Period) -> Result
                         "C04" => 12,
                         _ => staff,
                     };
-                    let numerator = denominator - (h % 4).min(denominator);
+                    // Postgraduates (B05) are a few of the university-educated (B04, R01).
+                    let numerator = match indicator.code.as_str() {
+                        "B05" => denominator / 10 + h % 3,
+                        _ => denominator - (h % 4).min(denominator),
+                    };
                     let percent = (10_000.0 * numerator as f64 / denominator as f64).round() / 100.0;
                     row.numerator = Some(Input::Number(numerator as f64));
                     row.denominator = Some(Input::Number(denominator as f64));

@@ -151,6 +151,7 @@ fn demo_revision(catalog: &Catalog, unit: &UnitCode, year: i32) -> Result<kpi_st
             .into_iter()
             .map(|v| kpi_store::NewValue { indicator: v.indicator, figure: v.figure, note: v.note })
             .collect(),
+        data_issues: Vec::new(),
     })
 }
 

@@ -102,6 +102,7 @@ async fn main() {
                         prepared_on: None,
                         warnings: Vec::new(),
                         values: figures(index + year as usize),
+                        data_issues: Vec::new(),
                     })
                     .collect();
                 // As kpi-import stores them: groups of files per transaction.

@@ -72,6 +72,9 @@ impl Store {
         if sync_reporting_cycle(&transaction, catalog).await? {
             changes.updated += 1;
         }
+        if sync_quality(&transaction, catalog).await? {
+            changes.updated += 1;
+        }
         // The tree, an indicator's rules or a percent's reporter may have changed: totals and
         // approval counts are rebuilt under the same lock, so no write sees them half-built.
         let totals_missing = !totals::are_built(&transaction).await?;
@@ -106,6 +109,26 @@ async fn sync_reporting_cycle(txn: &DatabaseTransaction, catalog: &Catalog) -> R
         return Ok(false);
     }
     state::set(txn, state::REPORTING_CYCLE, &json).await?;
+    Ok(true)
+}
+
+/// What the store keeps of the catalog's data quality settings.
+#[derive(serde::Serialize)]
+struct QualitySettings<'a> {
+    rules: &'a [kpi_core::ValidationRule],
+    bounds: &'a [kpi_core::Bounds],
+    outliers: &'a kpi_core::OutlierSettings,
+}
+
+/// Stores the catalog's rules, bounds and outlier settings when they differ from the stored
+/// ones, and says whether it did.
+async fn sync_quality(txn: &DatabaseTransaction, catalog: &Catalog) -> Result<bool, StoreError> {
+    let settings = QualitySettings { rules: &catalog.rules, bounds: &catalog.bounds, outliers: &catalog.outliers };
+    let json = serde_json::to_string(&settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if state::get(txn, state::QUALITY).await?.as_deref() == Some(json.as_str()) {
+        return Ok(false);
+    }
+    state::set(txn, state::QUALITY, &json).await?;
     Ok(true)
 }
 

@@ -19,6 +19,7 @@ use crate::approvals::{self, Freeze};
 use crate::connection::Store;
 use crate::entity::{report, report_value, revision};
 use crate::error::StoreError;
+use crate::quality::{self, NewDataIssue};
 use crate::snapshot::{Snapshot, UnitInfo};
 use crate::timeliness::owes_report;
 use crate::totals;
@@ -59,6 +60,9 @@ pub struct NewRevision {
     pub prepared_on: Option<String>,
     pub warnings: Vec<StoredIssue>,
     pub values: Vec<NewValue>,
+    /// The rule violations and outliers found in the file, kept for follow-up; they replace
+    /// the report's open ones.
+    pub data_issues: Vec<NewDataIssue>,
 }
 
 /// What a write did.
@@ -443,6 +447,7 @@ async fn write_one(
         .exec(txn)
         .await?;
     }
+    quality::replace_open_issues(txn, unit.id, new.period, &new.data_issues).await?;
     let first_revision = report_row.first_accepted_at.is_none();
     let mut report_update: report::ActiveModel = report_row.into();
     report_update.current_revision_id = Set(Some(stored.id));

@@ -291,6 +291,7 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
         .collect::<Result<Vec<_>, StoreError>>()?;
 
     let reporting = read_reporting_cycle(conn).await?;
+    let quality = read_quality(conn).await?;
     let tree = UnitTree::new(units.iter().map(|u| (u.definition.code.clone(), u.definition.parent.clone())));
     let expected = expected_counts(&units, &indicators)?;
     let catalog = resolutions.first().map(|resolution| {
@@ -301,7 +302,8 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
                 indicators.iter().map(|i| i.definition.clone()).collect(),
                 targets.clone(),
             )
-            .with_reporting(reporting.clone()),
+            .with_reporting(reporting.clone())
+            .with_quality(quality.rules.clone(), quality.bounds.clone(), quality.outliers),
         )
     });
     Ok(Snapshot {
@@ -318,6 +320,22 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
         resolutions,
         tree,
     })
+}
+
+/// The catalog's data quality settings as stored.
+#[derive(Debug, Default, serde::Deserialize)]
+struct StoredQuality {
+    rules: Vec<kpi_core::ValidationRule>,
+    bounds: Vec<kpi_core::Bounds>,
+    outliers: kpi_core::OutlierSettings,
+}
+
+/// The rules, bounds and outlier settings the last catalog load stored; none before any.
+async fn read_quality(conn: &impl sea_orm::ConnectionTrait) -> Result<StoredQuality, StoreError> {
+    match crate::state::get(conn, crate::state::QUALITY).await? {
+        Some(json) => serde_json::from_str(&json).map_err(|e| corrupt(format!("stored quality settings: {e}"))),
+        None => Ok(StoredQuality::default()),
+    }
 }
 
 /// The reporting cycle the last catalog load stored; the default before any.

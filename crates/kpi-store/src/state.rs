@@ -13,6 +13,8 @@ pub(crate) const APPROVAL_COUNTS_BUILT: &str = "approval_counts";
 /// The catalog's reporting cycle (kpi-core's `ReportingCycle`, as JSON): data windows,
 /// deadlines, holidays and closing, which have no table of their own.
 pub(crate) const REPORTING_CYCLE: &str = "reporting_cycle";
+/// The catalog's validation rules, bounds and outlier settings (JSON).
+pub(crate) const QUALITY: &str = "quality";
 /// Changes with every catalog load that changes something; snapshots compare it.
 pub(crate) const CATALOG_VERSION: &str = "catalog_version";
 /// What the last catalog load loaded, so loading the same catalog again costs one read.

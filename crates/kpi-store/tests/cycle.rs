@@ -43,6 +43,7 @@ fn report(unit_code: &str, period: Period, sha: &str, members: i64) -> NewRevisi
             figure: Figure::Count(members),
             note: None,
         }],
+        data_issues: Vec::new(),
     }
 }
 

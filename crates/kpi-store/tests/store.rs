@@ -34,6 +34,7 @@ fn revision(unit_code: &str, period: Period, sha: &str, values: Vec<(&str, Figur
             .into_iter()
             .map(|(code, figure)| NewValue { indicator: indicator(code), figure, note: None })
             .collect(),
+        data_issues: Vec::new(),
     }
 }
 

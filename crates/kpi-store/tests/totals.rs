@@ -167,6 +167,7 @@ fn random_revision(rng: &mut Rng, catalog: &Catalog, serial: usize) -> NewRevisi
         prepared_on: None,
         warnings: Vec::new(),
         values,
+        data_issues: Vec::new(),
     }
 }
 

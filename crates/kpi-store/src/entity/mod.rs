@@ -5,6 +5,7 @@
 
 pub mod approval;
 pub mod approval_event;
+pub mod data_issue;
 pub mod indicator;
 pub mod kpi_total;
 pub mod period_lock;
