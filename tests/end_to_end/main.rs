@@ -9,4 +9,5 @@ mod helpers;
 mod import;
 mod kpis;
 mod operations;
+mod quality;
 mod samples;

@@ -8,8 +8,8 @@ use kpi_core::{
 };
 use kpi_proto::v1;
 use kpi_store::{
-    ApprovalEvent, ApprovalStatus, Completeness, IndicatorInfo, Kpi, RevisionInfo, Snapshot, StoredIssue, UnitInfo,
-    UnitTimeliness,
+    ApprovalEvent, ApprovalStatus, Completeness, DataIssue, IndicatorInfo, IssueKind, Kpi, RevisionInfo, Snapshot,
+    StoredIssue, UnitInfo, UnitTimeliness,
 };
 
 use crate::errors::ApiError;
@@ -307,6 +307,45 @@ pub fn approval_status(status: &ApprovalStatus, due_on: NaiveDate) -> v1::Approv
         closed: status.closes_on.is_some_and(|day| day <= today),
         due_date: due_on.to_string(),
         history: status.history.iter().map(approval_event).collect(),
+    }
+}
+
+pub fn data_issue(issue: &DataIssue) -> v1::DataIssue {
+    let comment = issue.resolution.as_ref().or(issue.follow_up.as_ref()).map(|s| s.comment.clone());
+    v1::DataIssue {
+        id: issue.id,
+        unit_code: issue.unit.to_string(),
+        period: issue.period.code(),
+        kind: issue.issue.kind.as_str().to_owned(),
+        code: issue.issue.code.clone(),
+        severity: issue.issue.severity.as_str().to_owned(),
+        indicator_code: issue.issue.indicator.clone(),
+        sheet: issue.issue.sheet.clone(),
+        cell: issue.issue.cell.clone(),
+        message: issue.issue.message.clone(),
+        status: issue.status.as_str().to_owned(),
+        found_at: Some(timestamp(issue.found_at)),
+        follow_up_by: issue.follow_up.as_ref().map(|s| s.by.clone()).unwrap_or_default(),
+        follow_up_at: issue.follow_up.as_ref().map(|s| timestamp(s.at)),
+        resolved_by: issue.resolution.as_ref().map(|s| s.by.clone()).unwrap_or_default(),
+        resolved_at: issue.resolution.as_ref().map(|s| timestamp(s.at)),
+        comment: comment.unwrap_or_default(),
+    }
+}
+
+/// An issue kind filter: empty for all.
+pub fn issue_kind(field: &'static str, text: &str) -> Result<Option<IssueKind>, ApiError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    IssueKind::parse(text).map(Some).ok_or_else(|| ApiError::invalid(field, "expected rule or outlier"))
+}
+
+/// The language of messages a caller asks for (`accept-language`), Vietnamese by default.
+pub fn lang(metadata: &tonic::metadata::MetadataMap) -> kpi_importer::Lang {
+    match metadata.get("accept-language").and_then(|value| value.to_str().ok()) {
+        Some(language) if language.starts_with("en") => kpi_importer::Lang::En,
+        _ => kpi_importer::Lang::Vi,
     }
 }
 

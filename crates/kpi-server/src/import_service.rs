@@ -1,7 +1,7 @@
 //! `kpi.v1.ImportService`: uploading one workbook, imported by the importer's own pipeline
 //! (`kpi_importer::import_file`), never a second implementation.
 
-use kpi_importer::{FileReport, ImportOptions, Issue, Lang, SheetReader};
+use kpi_importer::{FileReport, ImportOptions, Issue, SheetReader};
 use kpi_proto::v1;
 use kpi_proto::v1::import_service_server::ImportService;
 use kpi_store::Store;
@@ -120,13 +120,9 @@ impl ImportService for ImportApi {
         request: Request<Streaming<v1::ImportChunk>>,
     ) -> Result<Response<v1::ImportResult>, Status> {
         let metadata = request.metadata();
-        let header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let options = ImportOptions {
             imported_by: convert::actor(metadata),
-            lang: match header("accept-language") {
-                Some(language) if language.starts_with("en") => Lang::En,
-                _ => Lang::Vi,
-            },
+            lang: convert::lang(metadata),
             ..ImportOptions::default()
         };
         observe(&self.admission, self.import(options, request.into_inner())).await

@@ -233,6 +233,18 @@ impl KpiApi {
         })
     }
 
+    async fn list_data_issues(
+        &self,
+        request: v1::ListDataIssuesRequest,
+    ) -> Result<v1::ListDataIssuesResponse, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let period = convert::period("period", &request.period)?;
+        let kind = convert::issue_kind("kind", &request.kind)?;
+        let parent = convert::known_unit(&snapshot, "parent_code", &request.parent_code)?;
+        let issues = self.store.list_data_issues(&parent.definition.code, period, kind).await?;
+        Ok(v1::ListDataIssuesResponse { issues: issues.iter().map(convert::data_issue).collect() })
+    }
+
     async fn get_approval_status(&self, request: v1::GetApprovalStatusRequest) -> Result<v1::ApprovalStatus, ApiError> {
         let snapshot = self.store.snapshot().await?;
         let period = convert::period("period", &request.period)?;
@@ -327,6 +339,15 @@ impl KpiService for KpiApi {
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
         observe(&self.admission, self.list_overdue(request)).await
+    }
+
+    async fn list_data_issues(
+        &self,
+        request: Request<v1::ListDataIssuesRequest>,
+    ) -> Result<Response<v1::ListDataIssuesResponse>, Status> {
+        let request = request.into_inner();
+        record_request(&request.parent_code, &request.period);
+        observe(&self.admission, self.list_data_issues(request)).await
     }
 
     async fn get_approval_status(

@@ -9,6 +9,7 @@ mod approval_service;
 pub mod auth;
 pub mod config;
 mod convert;
+mod data_quality_service;
 mod errors;
 mod import_service;
 mod kpi_service;

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use kpi_proto::v1::approval_service_server::ApprovalServiceServer;
+use kpi_proto::v1::data_quality_service_server::DataQualityServiceServer;
 use kpi_proto::v1::import_service_server::ImportServiceServer;
 use kpi_proto::v1::kpi_service_server::KpiServiceServer;
 use kpi_store::Store;
@@ -22,6 +23,7 @@ use crate::admission::{Admission, UploadBytes};
 use crate::approval_service::ApprovalApi;
 use crate::auth::{Role, TokenError, Tokens};
 use crate::config::Config;
+use crate::data_quality_service::DataQualityApi;
 use crate::import_service::ImportApi;
 use crate::kpi_service::KpiApi;
 
@@ -108,6 +110,10 @@ impl Application {
             ApprovalApi::new(self.store.clone(), admission.clone()),
             self.tokens.require(Role::Approve),
         );
+        let data_quality = DataQualityServiceServer::with_interceptor(
+            DataQualityApi::new(self.store.clone(), admission.clone()),
+            self.tokens.require(Role::Import),
+        );
         let import_api = ImportApi::new(
             self.store.clone(),
             self.reader.clone(),
@@ -153,6 +159,7 @@ impl Application {
             .add_service(kpi)
             .add_service(import)
             .add_service(approval)
+            .add_service(data_quality)
             .serve_with_incoming_shutdown(incoming(self.listener), async {
                 stop_receiver.await.ok();
             });
@@ -247,7 +254,8 @@ const UPLOAD_MESSAGE_OVERHEAD: usize = 64 * 1024;
 const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The services whose health follows the database; `""` is the server as a whole.
-const HEALTH_SERVICES: [&str; 4] = ["", "kpi.v1.KpiService", "kpi.v1.ImportService", "kpi.v1.ApprovalService"];
+const HEALTH_SERVICES: [&str; 5] =
+    ["", "kpi.v1.KpiService", "kpi.v1.ImportService", "kpi.v1.ApprovalService", "kpi.v1.DataQualityService"];
 
 /// SERVING when the database answers a ping on the probe's own connection.
 async fn database_status(probe: &kpi_store::HealthProbe) -> ServingStatus {

@@ -239,7 +239,8 @@ impl Store {
 }
 
 /// Deletes the open issues of a report and inserts `issues` as open, inside `conn`'s
-/// transaction when it has one.
+/// transaction when it has one. An issue already under follow-up or resolved (the same rule,
+/// or an outlier of the same indicator) is not raised again: its comment says why it stands.
 pub(crate) async fn replace_open_issues(
     conn: &impl ConnectionTrait,
     unit_id: i32,
@@ -252,6 +253,23 @@ pub(crate) async fn replace_open_issues(
         .filter(data_issue::Column::Status.eq(IssueStatus::Open.as_str()))
         .exec(conn)
         .await?;
+    if issues.is_empty() {
+        return Ok(());
+    }
+    let settled: BTreeSet<(String, String, String)> = data_issue::Entity::find()
+        .filter(data_issue::Column::UnitId.eq(unit_id))
+        .filter(data_issue::Column::Period.eq(period.code()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.kind, row.code, row.indicator))
+        .collect();
+    let issues: Vec<&NewDataIssue> = issues
+        .iter()
+        .filter(|issue| {
+            !settled.contains(&(issue.kind.as_str().to_owned(), issue.code.clone(), issue.indicator.clone()))
+        })
+        .collect();
     if issues.is_empty() {
         return Ok(());
     }
