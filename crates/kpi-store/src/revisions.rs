@@ -447,7 +447,10 @@ async fn write_one(
         .exec(txn)
         .await?;
     }
-    quality::replace_open_issues(txn, unit.id, new.period, &new.data_issues).await?;
+    // A new report has no issues to replace: most imports pay nothing here.
+    if number > 1 || !new.data_issues.is_empty() {
+        quality::replace_open_issues(txn, unit.id, new.period, &new.data_issues).await?;
+    }
     let first_revision = report_row.first_accepted_at.is_none();
     let mut report_update: report::ActiveModel = report_row.into();
     report_update.current_revision_id = Set(Some(stored.id));
