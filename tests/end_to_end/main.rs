@@ -10,4 +10,5 @@ mod import;
 mod kpis;
 mod operations;
 mod quality;
+mod report;
 mod samples;

@@ -51,6 +51,9 @@ pub enum ApiError {
     Overloaded { limit: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The review workbook could not be written: our bug, never the caller's.
+    #[error("cannot write the review workbook: {0}")]
+    Workbook(String),
     /// No parse worker could be started: the server's trouble, not the file's.
     #[error(transparent)]
     Reader(#[from] kpi_importer::WorkerError),
@@ -61,6 +64,15 @@ impl From<kpi_importer::ImportError> for ApiError {
         match error {
             kpi_importer::ImportError::Store(error) => ApiError::Store(error),
             kpi_importer::ImportError::Reader(error) => ApiError::Reader(error),
+        }
+    }
+}
+
+impl From<kpi_report::ReportError> for ApiError {
+    fn from(error: kpi_report::ReportError) -> Self {
+        match error {
+            kpi_report::ReportError::Store(error) => ApiError::Store(error),
+            kpi_report::ReportError::Workbook(error) => ApiError::Workbook(error.to_string()),
         }
     }
 }
@@ -104,6 +116,10 @@ impl From<ApiError> for Status {
             ApiError::Store(StoreError::Unavailable(source)) => {
                 tracing::warn!(error = %source, "database unavailable");
                 Status::unavailable("the database is unavailable; retry later")
+            }
+            ApiError::Workbook(detail) => {
+                tracing::error!(%detail, "internal error");
+                Status::internal("internal error")
             }
             ApiError::Store(other) => {
                 tracing::error!(error = ?other, "internal error");

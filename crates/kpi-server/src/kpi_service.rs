@@ -18,6 +18,8 @@ use crate::telemetry::{observe, record_request};
 const MAX_TREND_POINTS: usize = 240;
 /// Most units one QueryKpis may name (children included come on top, a page at a time).
 const MAX_QUERY_UNITS: usize = 1_000;
+/// Bytes per chunk of an exported workbook.
+const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
 /// Most indicators one QueryKpis may name.
 const MAX_QUERY_INDICATORS: usize = 200;
 
@@ -245,6 +247,21 @@ impl KpiApi {
         Ok(v1::ListDataIssuesResponse { issues: issues.iter().map(convert::data_issue).collect() })
     }
 
+    async fn export_scorecard(&self, request: v1::ExportScorecardRequest) -> Result<Vec<u8>, ApiError> {
+        let snapshot = self.store.snapshot().await?;
+        let period = convert::period("period", &request.period)?;
+        let compare = if request.compare_period.is_empty() {
+            None
+        } else {
+            Some(convert::period("compare_period", &request.compare_period)?)
+        };
+        let lang = request.lang.parse().map_err(|e: String| ApiError::invalid("lang", e))?;
+        let as_of = convert::as_of("as_of", &request.as_of)?;
+        let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
+        let review = kpi_report::ScorecardRequest { unit: unit.definition.code.clone(), period, compare, lang, as_of };
+        Ok(kpi_report::scorecard_workbook(&self.store, &review).await?)
+    }
+
     async fn get_approval_status(&self, request: v1::GetApprovalStatusRequest) -> Result<v1::ApprovalStatus, ApiError> {
         let snapshot = self.store.snapshot().await?;
         let period = convert::period("period", &request.period)?;
@@ -339,6 +356,20 @@ impl KpiService for KpiApi {
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
         observe(&self.admission, self.list_overdue(request)).await
+    }
+
+    type ExportScorecardStream = tokio_stream::Iter<std::vec::IntoIter<Result<v1::FileChunk, Status>>>;
+
+    async fn export_scorecard(
+        &self,
+        request: Request<v1::ExportScorecardRequest>,
+    ) -> Result<Response<Self::ExportScorecardStream>, Status> {
+        let request = request.into_inner();
+        record_request(&request.unit_code, &request.period);
+        let bytes = observe(&self.admission, self.export_scorecard(request)).await?.into_inner();
+        let chunks: Vec<Result<v1::FileChunk, Status>> =
+            bytes.chunks(EXPORT_CHUNK_BYTES).map(|data| Ok(v1::FileChunk { data: data.to_vec() })).collect();
+        Ok(Response::new(tokio_stream::iter(chunks)))
     }
 
     async fn list_data_issues(
