@@ -75,6 +75,53 @@ pub struct ReportContent {
     pub protect: bool,
 }
 
+/// A4 in Excel's paper codes.
+const PAPER_A4: u8 = 9;
+/// Zero-based row of the first metadata label (`Đơn vị:`), under the heading and the title.
+const METADATA_ROW: u32 = 3;
+/// The national motto of an administrative document's heading (Decree 30/2020/NĐ-CP).
+const NATION: &str = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM";
+const MOTTO: &str = "Độc lập – Tự do – Hạnh phúc";
+/// The form's title.
+const TITLE: &str = "BÁO CÁO KẾT QUẢ THỰC HIỆN NGHỊ QUYẾT SỐ 09-NQ/HU";
+
+/// The heading Decree 30/2020/NĐ-CP gives administrative documents: the unit's name top left,
+/// the nation and its motto top right, then the form's title across the page. None of it is a
+/// metadata label, so the importer reads past it.
+fn write_heading(
+    sheet: &mut rust_xlsxwriter::Worksheet,
+    content: &ReportContent,
+    bold: &Format,
+) -> Result<(), XlsxError> {
+    let centered = bold.clone().set_align(FormatAlign::Center);
+    if let Some(name) = &content.unit_name {
+        sheet.merge_range(0, 0, 0, 2, &name.to_uppercase(), &centered)?;
+    }
+    sheet.merge_range(0, 4, 0, 7, NATION, &centered)?;
+    sheet.merge_range(1, 4, 1, 7, MOTTO, &centered.clone().set_underline(rust_xlsxwriter::FormatUnderline::Single))?;
+    sheet.merge_range(2, 0, 2, 7, TITLE, &centered.set_font_size(13))?;
+    Ok(())
+}
+
+/// The signature block under the table: the preparer on the left, the head of the unit on the
+/// right. Its texts sit in the name and note columns, which hold no figures.
+fn write_signatures(
+    sheet: &mut rust_xlsxwriter::Worksheet,
+    row: u32,
+    content: &ReportContent,
+) -> Result<(), XlsxError> {
+    let title = Format::new().set_bold().set_align(FormatAlign::Center);
+    let hint = Format::new().set_italic().set_align(FormatAlign::Center);
+    sheet.write_with_format(row, 2, "Người lập biểu", &title)?;
+    sheet.write_with_format(row, NOTE_COL, "Thủ trưởng đơn vị", &title)?;
+    sheet.write_with_format(row + 1, 2, "(Ký, ghi rõ họ tên)", &hint)?;
+    sheet.write_with_format(row + 1, NOTE_COL, "(Ký tên, đóng dấu)", &hint)?;
+    if let Some(preparer) = &content.prepared_by {
+        sheet.write_with_format(row + 5, 2, preparer.as_str(), &title)?;
+    }
+    Ok(())
+}
+
 /// How a period is written in the `Kỳ báo cáo` cell of a form.
 pub fn period_label(period: Period) -> String {
     match period {
@@ -99,7 +146,7 @@ pub fn write_report(content: &ReportContent) -> Result<Vec<u8>, TemplateError> {
     for (col, width) in [6.0, 12.0, 55.0, 12.0, 10.0, 10.0, 10.0, 24.0].into_iter().enumerate() {
         sheet.set_column_width(col as u16, width)?;
     }
-    sheet.write_with_format(0, 0, "BÁO CÁO KẾT QUẢ THỰC HIỆN NGHỊ QUYẾT SỐ 09-NQ/HU", &bold)?;
+    write_heading(sheet, content, &bold)?;
     let metadata = [
         ("Đơn vị:", &content.unit_name),
         ("Mã đơn vị:", &content.unit_code),
@@ -108,7 +155,7 @@ pub fn write_report(content: &ReportContent) -> Result<Vec<u8>, TemplateError> {
         ("Ngày lập:", &content.prepared_on),
     ];
     for (offset, (label, value)) in metadata.into_iter().enumerate() {
-        let row = 2 + offset as u32;
+        let row = METADATA_ROW + offset as u32;
         sheet.write_with_format(row, 0, label, &bold)?;
         match value {
             Some(value) => sheet.write_with_format(row, 2, value.as_str(), &input)?,
@@ -142,6 +189,10 @@ pub fn write_report(content: &ReportContent) -> Result<Vec<u8>, TemplateError> {
             None => sheet.write_blank(r, NOTE_COL, &input)?,
         };
     }
+    write_signatures(sheet, FIRST_DATA_ROW + content.rows.len() as u32 + 1, content)?;
+    // A4 landscape, every column on one page width, the header row on every page.
+    sheet.set_paper_size(PAPER_A4).set_landscape().set_print_fit_to_pages(1, 0);
+    sheet.set_repeat_rows(HEADER_ROW, HEADER_ROW)?;
     if content.protect && !content.rows.is_empty() {
         let last = FIRST_DATA_ROW + content.rows.len() as u32 - 1;
         let validation = DataValidation::new()

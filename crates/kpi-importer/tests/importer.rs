@@ -123,7 +123,7 @@ fn every_error_of_a_file_is_reported_together() {
     let found = errors(&content);
     assert_eq!(
         found,
-        vec![pair("C5", "bad_period"), pair("G10", "not_a_number"), pair("E12", "numerator_exceeds_denominator")]
+        vec![pair("C6", "bad_period"), pair("G10", "not_a_number"), pair("E12", "numerator_exceeds_denominator")]
     );
     let message = &parse(&content).unwrap_err().errors[1].message;
     assert_eq!(message, "test.xlsx, sheet \"Báo cáo\", G10: \"mười\" is not a number (A01, Giá trị)");
@@ -133,14 +133,14 @@ fn every_error_of_a_file_is_reported_together() {
 fn metadata_errors() {
     let mut content = base();
     content.unit_code = None;
-    assert_eq!(one(errors(&content)), pair("A4", "missing_unit"));
+    assert_eq!(one(errors(&content)), pair("A5", "missing_unit"));
     content.unit_code = Some("NOWHERE".into());
-    assert_eq!(one(errors(&content)), pair("C4", "unknown_unit"));
+    assert_eq!(one(errors(&content)), pair("C5", "unknown_unit"));
     let mut content = base();
     content.period = None;
-    assert_eq!(one(errors(&content)), pair("A5", "missing_period"));
+    assert_eq!(one(errors(&content)), pair("A6", "missing_period"));
     content.period = Some("Năm hai nghìn".into());
-    assert_eq!(one(errors(&content)), pair("C5", "bad_period"));
+    assert_eq!(one(errors(&content)), pair("C6", "bad_period"));
 }
 
 #[test]
@@ -157,7 +157,7 @@ fn command_line_metadata_fills_gaps_and_conflicts_are_rejected() {
     let overrides = kpi_importer::Overrides { unit: Some(unit("PNV")), period: Some(Period::Year(2022)) };
     let rejected = parse_workbook("f.xlsx", &bytes, &catalog(), &overrides, Lang::Vi).unwrap_err();
     let found: Vec<_> = rejected.errors.iter().map(|e| (e.cell.as_str(), e.code)).collect();
-    assert_eq!(found, vec![("C4", "metadata_conflict"), ("C5", "metadata_conflict")]);
+    assert_eq!(found, vec![("C5", "metadata_conflict"), ("C6", "metadata_conflict")]);
     assert!(rejected.errors[0].message.contains("PNV"), "{}", rejected.errors[0].message);
 }
 
@@ -230,8 +230,8 @@ fn warnings_do_not_stop_the_import() {
     assert_eq!(
         found,
         vec![
-            pair("C3", "unit_name_mismatch"),
-            pair("C7", "bad_date"),
+            pair("C4", "unit_name_mismatch"),
+            pair("C8", "bad_date"),
             pair("E11", "unexpected_figure"),
             pair("B11", "unassigned_indicator"),
         ]
@@ -476,7 +476,7 @@ async fn template_round_trips() {
     let def = catalog.unit(&bocbo).unwrap();
     let codes: Vec<String> = (0..def.reports.len() as u32).map(|i| text(9 + i, 1)).collect();
     assert_eq!(codes, def.reports.iter().map(|c| c.to_string()).collect::<Vec<_>>());
-    assert_eq!((text(3, 0), text(3, 2), text(4, 2)), ("Mã đơn vị:".into(), "BOCBO".into(), "Năm 2023".into()));
+    assert_eq!((text(4, 0), text(4, 2), text(5, 2)), ("Mã đơn vị:".into(), "BOCBO".into(), "Năm 2023".into()));
     // Protected, with the inputs unlocked and validated.
     let sheet_xml = {
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(blank)).unwrap();
@@ -485,6 +485,18 @@ async fn template_round_trips() {
         xml
     };
     assert!(sheet_xml.contains("<sheetProtection"), "protected");
+    // Printable: A4 landscape, all columns on one page width, the header row on every page;
+    // the Decree 30 heading above and the signature block below.
+    assert!(sheet_xml.contains(r#"<pageSetUpPr fitToPage="1"/>"#), "{sheet_xml}");
+    assert!(sheet_xml.contains(r#"paperSize="9" fitToHeight="0" orientation="landscape""#), "{sheet_xml}");
+    assert_eq!(text(0, 4), "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM");
+    assert_eq!(text(1, 4), "Độc lập – Tự do – Hạnh phúc");
+    assert_eq!(
+        (text(0, 0), text(2, 0)),
+        ("XÃ BỘC BỐ".into(), "BÁO CÁO KẾT QUẢ THỰC HIỆN NGHỊ QUYẾT SỐ 09-NQ/HU".into())
+    );
+    let below = 9 + def.reports.len() as u32 + 1;
+    assert_eq!((text(below, 2), text(below, 7)), ("Người lập biểu".into(), "Thủ trưởng đơn vị".into()));
     assert!(
         sheet_xml.contains(r#"type="decimal""#) && sheet_xml.contains("greaterThanOrEqual"),
         "validated: {sheet_xml}"

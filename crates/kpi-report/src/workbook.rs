@@ -247,7 +247,12 @@ fn write_group(
 ) -> Result<(), XlsxError> {
     sheet.set_name(name)?;
     let mut row = 0;
-    for block in blocks {
+    let mut page_breaks = Vec::new();
+    for (index, block) in blocks.iter().enumerate() {
+        // Two indicators to a printed page, so no chart is cut in two.
+        if index > 0 && index % 2 == 0 {
+            page_breaks.push(row);
+        }
         let indicator = &block.indicator;
         let title = if request.lang == crate::Lang::En && !indicator.name_en.is_empty() {
             &indicator.name_en
@@ -289,6 +294,7 @@ fn write_group(
         row = first + count.max(CHART_ROWS) + 1;
     }
     widths(sheet, &[9.0, 30.0, 11.0, 11.0])?;
+    sheet.set_page_breaks(&page_breaks)?;
     sheet.set_freeze_panes(0, 2)?;
     sheet.set_paper_size(PAPER_A4).set_landscape().set_print_fit_to_pages(1, 0);
     Ok(())

@@ -89,12 +89,16 @@ fn ods_max_grid(xml: &[u8]) -> Result<u64, String> {
     reader.config_mut().expand_empty_elements = true;
     let (mut table, mut row, mut cell) = (TableExtent::default(), None::<RowExtent>, None::<CellExtent>);
     let mut largest = 0u64;
+    let mut in_table = false;
     let mut buf = Vec::new();
     loop {
         buf.clear();
         match reader.read_event_into(&mut buf).map_err(|e| e.to_string())? {
             Event::Start(tag) => match tag.name().as_ref() {
-                "table:table" => table = TableExtent::default(),
+                "table:table" => {
+                    table = TableExtent::default();
+                    in_table = true;
+                }
                 "table:table-row" => {
                     let repeats = repeat(&tag, "table:number-rows-repeated")?;
                     let repeats = repeats.min(MAX_ROWS.saturating_sub(table.rows));
@@ -134,9 +138,15 @@ fn ods_max_grid(xml: &[u8]) -> Result<u64, String> {
                         table.rows = table.rows.saturating_add(done.repeats);
                     }
                 }
-                "table:table" => largest = largest.max(table.grid()),
+                "table:table" => {
+                    largest = largest.max(table.grid());
+                    in_table = false;
+                }
                 _ => {}
             },
+            // calamine reads a table until its end tag, and spins forever at the end of the
+            // input instead: a truncated table never reaches it.
+            Event::Eof if in_table => return Err("the sheet's XML ends inside a table: the file is truncated".into()),
             Event::Eof => return Ok(largest),
             _ => {}
         }
@@ -177,5 +187,14 @@ mod tests {
         );
         assert_eq!(ods_max_grid(&xml), Ok(MAX_ROWS * MAX_COLUMNS));
         assert!(ods_max_grid(b"<table:table-row table:number-rows-repeated='x'>").is_err());
+    }
+
+    #[test]
+    fn a_table_cut_short_is_refused() {
+        let whole = table("<table:table-row><table:table-cell office:value-type=\"float\"/></table:table-row>");
+        assert!(ods_max_grid(&whole).is_ok());
+        let cut = &whole[..whole.len() - "</table:table></office:spreadsheet>".len()];
+        let refused = ods_max_grid(cut).err().unwrap_or_default();
+        assert!(refused.contains("truncated"), "{refused}");
     }
 }
