@@ -131,10 +131,11 @@ fn sheet_substream(sheet: &SheetCells) -> Vec<u8> {
     body
 }
 
-/// A compound file holding `stream` as its `Workbook` stream.
+/// A compound file holding `stream` as its `Workbook` stream: version 3 (512-byte sectors),
+/// as Excel writes `.xls`, which calamine reads whatever the stream's size.
 pub fn xls_of(stream: &[u8]) -> Vec<u8> {
     let build = || -> std::io::Result<Vec<u8>> {
-        let mut file = cfb::CompoundFile::create(Cursor::new(Vec::new()))?;
+        let mut file = cfb::CompoundFile::create_with_version(cfb::Version::V3, Cursor::new(Vec::new()))?;
         file.create_stream("/Workbook")?.write_all(stream)?;
         file.flush()?;
         Ok(file.into_inner().into_inner())
