@@ -67,6 +67,50 @@ async fn the_review_workbook_holds_the_services_figures_and_native_charts() {
     assert_eq!(summary.get_value((b05, 3)), Some(&Data::Float(15.0)));
     assert_eq!(summary.get_value((b05, 4)), Some(&Data::Float(145.0)));
 
+    // Group A's first block: A01's children in RankUnits' order, with its values.
+    let group = workbook.worksheet_range("Nhóm A").unwrap();
+    let ranking = kpi
+        .rank_units(v1::RankUnitsRequest {
+            parent_code: "PACNAM".into(),
+            indicator_code: "A01".into(),
+            period: "2022".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    for (offset, entry) in ranking.iter().enumerate() {
+        let row = 2 + offset as u32;
+        let entry_kpi = entry.kpi.as_ref().unwrap();
+        assert_eq!(group.get_value((row, 0)), Some(&Data::Float(f64::from(entry.rank))));
+        assert_eq!(group.get_value((row, 1)), Some(&Data::String(entry.unit_name.clone())));
+        let value = group.get_value((row, 2)).cloned().unwrap_or(Data::Empty);
+        let expected = if entry_kpi.has_value { Data::Float(entry_kpi.value) } else { Data::Empty };
+        assert_eq!(value, expected, "{}", entry.unit_name);
+    }
+    // The trend: each indicator's row holds GetTrend's points over 2021–2025.
+    let trend = workbook.worksheet_range("Xu hướng").unwrap();
+    for (offset, indicator) in indicators.iter().enumerate() {
+        let row = 4 + 2 * offset as u32;
+        assert_eq!(trend.get_value((row, 0)), Some(&Data::String(indicator.code.clone())));
+        let points = kpi
+            .get_trend(v1::GetTrendRequest {
+                unit_code: "PACNAM".into(),
+                indicator_code: indicator.code.clone(),
+                from_period: "2021".into(),
+                to_period: "2025".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .points;
+        for (column, point) in (2u32..).zip(&points) {
+            let value = trend.get_value((row, column)).cloned().unwrap_or(Data::Empty);
+            let expected = if point.has_value { Data::Float(point.value) } else { Data::Empty };
+            assert_eq!(value, expected, "{} {}", indicator.code, point.period);
+        }
+    }
+
     // Group A's first chart: the 13 units' A01 values (C3:C15) by name (B3:B15), and the
     // target (D3:D15) as a line.
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes.clone())).unwrap();
