@@ -53,6 +53,14 @@ async fn the_review_workbook_holds_the_services_figures_and_native_charts() {
             Data::Empty => assert!(!expected.has_value, "{} has a value the workbook lacks", indicator.code),
             other => panic!("{}: {other:?}", indicator.code),
         }
+        let optional = |value: Option<f64>| value.map_or(Data::Empty, Data::Float);
+        assert_eq!(cell(6), optional(expected.target), "{} target", indicator.code);
+        assert_eq!(cell(7), optional(expected.achievement), "{} achievement", indicator.code);
+        if expected.has_value && indicator.kind() == v1::IndicatorKind::Ratio {
+            let sums = (cell(3), cell(4));
+            assert_eq!(sums, (Data::Float(expected.numerator as f64), Data::Float(expected.denominator as f64)));
+        }
+        assert_eq!(cell(10), Data::String(format!("{}/{}", expected.reporting_units, expected.expected_units)));
         let status = match expected.status() {
             v1::KpiStatus::Met => "Đạt",
             v1::KpiStatus::NotMet => "Chưa đạt",
