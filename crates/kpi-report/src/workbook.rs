@@ -1,6 +1,7 @@
 //! How the review is laid out: a summary sheet, a sheet per indicator group with a native bar
 //! chart per indicator (the children against the target), a trend sheet with a native line
-//! chart per indicator (the target as a second series), and the reporting progress. Every
+//! chart per indicator (the target as a second series) under its table, and the reporting
+//! progress. Every
 //! sheet has frozen headings, set column widths and an A4 landscape print set-up fitted to one
 //! page wide; the document carries a title and an author, and its date is the request's, so
 //! the same request gives the same bytes.
@@ -22,6 +23,8 @@ const PAPER_A4: u8 = 9;
 const CHART_ROWS: u32 = 16;
 const CHART_WIDTH: u32 = 560;
 const CHART_HEIGHT: u32 = 300;
+/// The trend charts sit under the table, as wide as its name and year columns.
+const TREND_CHART_WIDTH: u32 = 720;
 /// The first data row of the summary and of the trend table (after the title and headings).
 const FIRST_ROW: u32 = 4;
 
@@ -321,6 +324,7 @@ fn write_trend(
     headings(sheet, FIRST_ROW - 1, &texts, formats)?;
     let last_column = u16::try_from(data.years.len() + 1).unwrap_or(u16::MAX);
     let mut chart_row = FIRST_ROW + 2 * u32::try_from(data.trends.len()).unwrap_or(0) + 1;
+    let mut page_breaks = Vec::new();
     for (index, trend) in data.trends.iter().enumerate() {
         let row = FIRST_ROW + 2 * u32::try_from(index).unwrap_or(0);
         let indicator = &trend.indicator;
@@ -359,13 +363,15 @@ fn write_trend(
             row + 1,
             last_column,
         ));
-        chart.set_width(CHART_WIDTH).set_height(CHART_HEIGHT);
-        let column = if index % 2 == 0 { 0 } else { 8 };
-        sheet.insert_chart(chart_row, column, &chart)?;
-        if index % 2 == 1 {
-            chart_row += CHART_ROWS;
+        chart.set_width(TREND_CHART_WIDTH).set_height(CHART_HEIGHT);
+        // One chart a row under the table, two to a printed page, none cut in two.
+        if index % 2 == 0 {
+            page_breaks.push(chart_row);
         }
+        sheet.insert_chart(chart_row, 1, &chart)?;
+        chart_row += CHART_ROWS;
     }
+    sheet.set_page_breaks(&page_breaks)?;
     let mut column_widths = vec![7.0, 50.0];
     column_widths.extend(std::iter::repeat_n(10.0, data.years.len()));
     widths(sheet, &column_widths)?;
