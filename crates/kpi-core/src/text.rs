@@ -68,6 +68,28 @@ pub fn excerpt(text: &str) -> String {
     quoted
 }
 
+/// The language of messages and documents: Vietnamese, the language of the people who fill
+/// in the reports and read the reviews, unless English is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Vi,
+    En,
+}
+
+impl std::str::FromStr for Lang {
+    type Err = String;
+
+    /// `vi` or `en`, as the command line and `accept-language` give them.
+    fn from_str(text: &str) -> Result<Lang, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "vi" => Ok(Lang::Vi),
+            "en" => Ok(Lang::En),
+            other => Err(format!("unknown language {:?}: expected vi or en", excerpt(other))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,28 +6,7 @@
 
 use serde::Serialize;
 
-/// The language of messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Lang {
-    /// Vietnamese: the language of the people who fill in the reports.
-    #[default]
-    Vi,
-    /// English.
-    En,
-}
-
-impl std::str::FromStr for Lang {
-    type Err = String;
-
-    /// `vi` or `en`, as the command line and `accept-language` give them.
-    fn from_str(text: &str) -> Result<Lang, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "vi" => Ok(Lang::Vi),
-            "en" => Ok(Lang::En),
-            other => Err(format!("unknown language {other:?}: expected vi or en")),
-        }
-    }
-}
+pub use kpi_core::text::Lang;
 
 /// One error or warning, exactly as it appears in the JSON report and is stored with a revision.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -3,25 +3,7 @@
 use kpi_core::Status;
 use kpi_core::calendar::Timeliness;
 
-/// The language of the workbook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Lang {
-    #[default]
-    Vi,
-    En,
-}
-
-impl std::str::FromStr for Lang {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Lang, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "vi" | "" => Ok(Lang::Vi),
-            "en" => Ok(Lang::En),
-            other => Err(format!("unknown language {other:?}: expected vi or en")),
-        }
-    }
-}
+pub use kpi_core::text::Lang;
 
 /// Every fixed text of the workbook.
 #[derive(Debug, Clone, Copy)]
@@ -106,39 +88,38 @@ const EN: Labels = Labels {
     author: "KPI tracker",
 };
 
-impl Lang {
-    pub fn labels(self) -> &'static Labels {
-        match self {
-            Lang::Vi => &VI,
-            Lang::En => &EN,
-        }
+/// The workbook's fixed texts in `lang`.
+pub fn labels(lang: Lang) -> &'static Labels {
+    match lang {
+        Lang::Vi => &VI,
+        Lang::En => &EN,
     }
+}
 
-    /// A KPI's status as the review says it.
-    pub fn status(self, status: Status) -> &'static str {
-        match (self, status) {
-            (Lang::Vi, Status::Met) => "Đạt",
-            (Lang::Vi, Status::NotMet) => "Chưa đạt",
-            (Lang::Vi, Status::NoData) => "Chưa có số liệu",
-            (Lang::Vi, Status::NoTarget) => "Không có mục tiêu",
-            (Lang::En, Status::Met) => "Met",
-            (Lang::En, Status::NotMet) => "Not met",
-            (Lang::En, Status::NoData) => "No data",
-            (Lang::En, Status::NoTarget) => "No target",
-        }
+/// A KPI's status as the review says it.
+pub fn status(lang: Lang, status: Status) -> &'static str {
+    match (lang, status) {
+        (Lang::Vi, Status::Met) => "Đạt",
+        (Lang::Vi, Status::NotMet) => "Chưa đạt",
+        (Lang::Vi, Status::NoData) => "Chưa có số liệu",
+        (Lang::Vi, Status::NoTarget) => "Không có mục tiêu",
+        (Lang::En, Status::Met) => "Met",
+        (Lang::En, Status::NotMet) => "Not met",
+        (Lang::En, Status::NoData) => "No data",
+        (Lang::En, Status::NoTarget) => "No target",
     }
+}
 
-    /// A report's timeliness as the review says it.
-    pub fn timeliness(self, status: Timeliness) -> &'static str {
-        match (self, status) {
-            (Lang::Vi, Timeliness::OnTime) => "Đúng hạn",
-            (Lang::Vi, Timeliness::Late) => "Trễ hạn",
-            (Lang::Vi, Timeliness::Missing) => "Chưa nộp (quá hạn)",
-            (Lang::Vi, Timeliness::NotDue) => "Chưa đến hạn",
-            (Lang::En, Timeliness::OnTime) => "On time",
-            (Lang::En, Timeliness::Late) => "Late",
-            (Lang::En, Timeliness::Missing) => "Missing (overdue)",
-            (Lang::En, Timeliness::NotDue) => "Not due yet",
-        }
+/// A report's timeliness as the review says it.
+pub fn timeliness(lang: Lang, status: Timeliness) -> &'static str {
+    match (lang, status) {
+        (Lang::Vi, Timeliness::OnTime) => "Đúng hạn",
+        (Lang::Vi, Timeliness::Late) => "Trễ hạn",
+        (Lang::Vi, Timeliness::Missing) => "Chưa nộp (quá hạn)",
+        (Lang::Vi, Timeliness::NotDue) => "Chưa đến hạn",
+        (Lang::En, Timeliness::OnTime) => "On time",
+        (Lang::En, Timeliness::Late) => "Late",
+        (Lang::En, Timeliness::Missing) => "Missing (overdue)",
+        (Lang::En, Timeliness::NotDue) => "Not due yet",
     }
 }

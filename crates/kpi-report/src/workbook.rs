@@ -86,7 +86,7 @@ impl Formats {
 
 /// The workbook's bytes.
 pub fn write(data: &ScorecardData, request: &ScorecardRequest) -> Result<Vec<u8>, XlsxError> {
-    let labels = request.lang.labels();
+    let labels = crate::labels::labels(request.lang);
     let formats = Formats::new();
     let mut workbook = Workbook::new();
     let date = request.as_of;
@@ -135,6 +135,22 @@ fn widths(sheet: &mut Worksheet, widths: &[f64]) -> Result<(), XlsxError> {
     Ok(())
 }
 
+/// A number in its cell, or an empty bordered cell when there is none.
+fn write_optional(
+    sheet: &mut Worksheet,
+    row: u32,
+    column: u16,
+    value: Option<f64>,
+    format: &Format,
+    formats: &Formats,
+) -> Result<(), XlsxError> {
+    match value {
+        Some(value) => sheet.write_number_with_format(row, column, value, format)?,
+        None => sheet.write_blank(row, column, &formats.text)?,
+    };
+    Ok(())
+}
+
 /// A KPI's value in its cell, or an empty bordered cell without data.
 fn write_value(
     sheet: &mut Worksheet,
@@ -144,11 +160,7 @@ fn write_value(
     kind: IndicatorKind,
     formats: &Formats,
 ) -> Result<(), XlsxError> {
-    match kpi.figure {
-        Some(figure) => sheet.write_number_with_format(row, column, figure.value(), formats.value(kind))?,
-        None => sheet.write_blank(row, column, &formats.text)?,
-    };
-    Ok(())
+    write_optional(sheet, row, column, kpi.figure.map(Figure::value), formats.value(kind), formats)
 }
 
 fn write_summary(
@@ -214,23 +226,14 @@ fn write_summary_row(
         }
     }
     write_value(sheet, row, 5, kpi, indicator.kind, formats)?;
-    match kpi.target {
-        Some(target) => sheet.write_number_with_format(row, 6, target, formats.value(indicator.kind))?,
-        None => sheet.write_blank(row, 6, &formats.text)?,
-    };
-    match kpi.evaluation.achievement {
-        Some(achievement) => sheet.write_number_with_format(row, 7, achievement, &formats.achievement)?,
-        None => sheet.write_blank(row, 7, &formats.text)?,
-    };
+    write_optional(sheet, row, 6, kpi.target, formats.value(indicator.kind), formats)?;
+    write_optional(sheet, row, 7, kpi.evaluation.achievement, &formats.achievement, formats)?;
     let status = kpi.evaluation.status;
-    sheet.write_string_with_format(row, 8, request.lang.status(status), formats.status(status))?;
+    sheet.write_string_with_format(row, 8, crate::labels::status(request.lang, status), formats.status(status))?;
     let change = line.compared.as_ref().and_then(|before| Some(kpi.figure?.value() - before.figure?.value()));
     let change_format =
         if indicator.kind == IndicatorKind::Count { &formats.count_change } else { &formats.percent_change };
-    match change {
-        Some(change) => sheet.write_number_with_format(row, 9, change, change_format)?,
-        None => sheet.write_blank(row, 9, &formats.text)?,
-    };
+    write_optional(sheet, row, 9, change, change_format, formats)?;
     sheet.write_string_with_format(
         row,
         10,
@@ -269,10 +272,7 @@ fn write_group(
             sheet.write_number_with_format(line, 0, f64::from(*rank), &formats.text)?;
             sheet.write_string_with_format(line, 1, unit, &formats.text)?;
             write_value(sheet, line, 2, kpi, indicator.kind, formats)?;
-            match kpi.target {
-                Some(target) => sheet.write_number_with_format(line, 3, target, formats.value(indicator.kind))?,
-                None => sheet.write_blank(line, 3, &formats.text)?,
-            };
+            write_optional(sheet, line, 3, kpi.target, formats.value(indicator.kind), formats)?;
         }
         let count = u32::try_from(block.entries.len()).unwrap_or(u32::MAX);
         if count > 0 {
@@ -339,12 +339,7 @@ fn write_trend(
         sheet.write_string_with_format(row + 1, 1, labels.target, &formats.text)?;
         for (column, point) in (2u16..).zip(&trend.points) {
             write_value(sheet, row, column, point, indicator.kind, formats)?;
-            match point.target {
-                Some(target) => {
-                    sheet.write_number_with_format(row + 1, column, target, formats.value(indicator.kind))?
-                }
-                None => sheet.write_blank(row + 1, column, &formats.text)?,
-            };
+            write_optional(sheet, row + 1, column, point.target, formats.value(indicator.kind), formats)?;
         }
         let mut chart = Chart::new(ChartType::Line);
         chart.title().set_name(&format!("{} – {}", indicator.code, data.unit.name));
@@ -427,7 +422,7 @@ fn write_progress(
         } else {
             &formats.not_met
         };
-        sheet.write_string_with_format(row, 4, request.lang.timeliness(unit.status), format)?;
+        sheet.write_string_with_format(row, 4, crate::labels::timeliness(request.lang, unit.status), format)?;
         sheet.write_number_with_format(row, 5, f64::from(unit.working_days_late), &formats.text)?;
     }
     widths(sheet, &[12.0, 34.0, 12.0, 12.0, 20.0, 12.0])?;

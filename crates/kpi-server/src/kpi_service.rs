@@ -255,7 +255,11 @@ impl KpiApi {
         } else {
             Some(convert::period("compare_period", &request.compare_period)?)
         };
-        let lang = request.lang.parse().map_err(|e: String| ApiError::invalid("lang", e))?;
+        let lang = if request.lang.is_empty() {
+            kpi_core::text::Lang::default()
+        } else {
+            request.lang.parse().map_err(|e: String| ApiError::invalid("lang", e))?
+        };
         let as_of = convert::as_of("as_of", &request.as_of)?;
         let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
         let review = kpi_report::ScorecardRequest { unit: unit.definition.code.clone(), period, compare, lang, as_of };
