@@ -105,7 +105,7 @@ impl Store {
         keys: &[(UnitCode, Period)],
     ) -> Result<HashMap<(UnitCode, Period), QualityContext>, StoreError> {
         let snapshot = self.snapshot().await?;
-        let depth = snapshot.catalog().map(|catalog| catalog.outliers.history_periods).unwrap_or(8);
+        let depth = snapshot.catalog().map(|catalog| catalog.outliers).unwrap_or_default().history_periods;
         let known: Vec<(&UnitInfo, Period)> =
             keys.iter().filter_map(|(code, period)| snapshot.unit(code).map(|unit| (unit, *period))).collect();
         let children_of = |unit: &UnitInfo| -> Vec<&UnitInfo> {
