@@ -77,6 +77,19 @@ pub enum Lang {
     En,
 }
 
+impl Lang {
+    /// The text in this language: the English one when English is asked for and there is
+    /// one, else the Vietnamese (catalogs may leave English names out).
+    pub fn pick<'a>(self, vietnamese: &'a str, english: &'a str) -> &'a str {
+        if self == Lang::En && !english.is_empty() { english } else { vietnamese }
+    }
+}
+
+/// An instant as messages and listings show who did something when: to the minute, in UTC.
+pub fn minute_utc(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
 impl std::str::FromStr for Lang {
     type Err = String;
 

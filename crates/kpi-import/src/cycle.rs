@@ -165,7 +165,7 @@ pub fn render_overdue(
 /// A report's approval status and history.
 pub fn render_status(status: &ApprovalStatus, lang: Lang) -> String {
     let vi = lang == Lang::Vi;
-    let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let at = kpi_core::text::minute_utc;
     let mut out = format!("{} {}: ", status.unit, status.period);
     out.push_str(&match (&status.approval, vi) {
         (Some(a), true) => format!("đã phê duyệt ({}, {})", a.by, at(a.at)),

@@ -65,15 +65,7 @@ fn check_report_file(
     for finding in check_report(catalog, unit, &checked) {
         let described = describe(catalog, &finding, &cells, lang);
         let issue = issue(lang, file_name, &report.sheet, &described.cell, &described.problem);
-        let data_issue = NewDataIssue {
-            kind: described.kind,
-            code: described.code,
-            severity: described.severity,
-            indicator: described.indicator,
-            sheet: report.sheet.clone(),
-            cell: described.cell,
-            message: issue.message.clone(),
-        };
+        let data_issue = described.into_data_issue(report.sheet.clone(), issue.message.clone());
         match data_issue.severity {
             Severity::Error => errors.push(issue),
             Severity::Warning => warnings.push((issue, data_issue)),
@@ -94,19 +86,27 @@ struct Described {
     cell: String,
 }
 
-/// Turns a finding into its problem, naming the cells the figures came from.
-pub fn describe_finding(catalog: &Catalog, finding: &Finding<'_>, lang: Lang) -> (Problem, NewDataIssue) {
+impl Described {
+    /// What the store keeps of it, found in `sheet` (empty for a stored report) and told as
+    /// `message`.
+    fn into_data_issue(self, sheet: String, message: String) -> NewDataIssue {
+        NewDataIssue {
+            kind: self.kind,
+            code: self.code,
+            severity: self.severity,
+            indicator: self.indicator,
+            sheet,
+            cell: self.cell,
+            message,
+        }
+    }
+}
+
+/// The issue a finding in a stored report becomes: no file, so no sheet or cell.
+fn stored_issue(catalog: &Catalog, finding: &Finding<'_>, lang: Lang) -> NewDataIssue {
     let described = describe(catalog, finding, &BTreeMap::new(), lang);
-    let data_issue = NewDataIssue {
-        kind: described.kind,
-        code: described.code,
-        severity: described.severity,
-        indicator: described.indicator,
-        sheet: String::new(),
-        cell: String::new(),
-        message: described.problem.describe(lang),
-    };
-    (described.problem, data_issue)
+    let message = described.problem.describe(lang);
+    described.into_data_issue(String::new(), message)
 }
 
 fn describe(catalog: &Catalog, finding: &Finding<'_>, cells: &BTreeMap<&IndicatorCode, &str>, lang: Lang) -> Described {
@@ -117,11 +117,11 @@ fn describe(catalog: &Catalog, finding: &Finding<'_>, cells: &BTreeMap<&Indicato
                 .iter()
                 .filter_map(|indicator| cells.get(indicator).map(|cell| format!("{cell} ({indicator})")))
                 .collect();
-            let name = if lang == Lang::En && !rule.name_en.is_empty() { &rule.name_en } else { &rule.name };
+            let name = lang.pick(&rule.name, &rule.name_en);
             Described {
                 problem: Problem::RuleViolated(Box::new(RuleViolation {
                     code: rule.code.to_string(),
-                    name: name.clone(),
+                    name: name.to_owned(),
                     expression: rule.expression(),
                     left: number(*left),
                     right: number(*right),
@@ -225,7 +225,7 @@ pub async fn revalidate(
         let checked = ReportContext { own, children: &context.children, history: &context.history };
         let issues: Vec<NewDataIssue> = check_report(&catalog, definition, &checked)
             .iter()
-            .map(|finding| describe_finding(&catalog, finding, lang).1)
+            .map(|finding| stored_issue(&catalog, finding, lang))
             .collect();
         store.replace_data_issues(unit, period, &issues).await?;
         done.reports += 1;

@@ -26,6 +26,7 @@ pub mod workbook;
 
 use std::sync::Arc;
 
+use kpi_core::text::minute_utc;
 use kpi_core::{Catalog, Period, UnitCode};
 use kpi_store::{Freeze, NewRevision, NewValue, Store, StoreError, StoredIssue, WriteOutcome};
 use serde::Serialize;
@@ -153,16 +154,15 @@ impl ParsedFile {
     /// The report of a file refused because its report is approved or its period closed.
     fn refused_by(mut self, freeze: &Freeze, lang: Lang) -> FileReport {
         let (unit, period) = self.key().map(|(u, p)| (u.to_string(), p.code())).unwrap_or_default();
-        let stamp = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
         let problem = match freeze {
             Freeze::Approved(approval) => {
-                issues::Problem::PeriodApproved { unit, period, by: approval.by.clone(), at: stamp(approval.at) }
+                issues::Problem::PeriodApproved { unit, period, by: approval.by.clone(), at: minute_utc(approval.at) }
             }
             Freeze::Locked(lock) => issues::Problem::PeriodLocked {
                 unit: lock.unit.to_string(),
                 period: lock.period.code(),
                 by: lock.stamp.by.clone(),
-                at: stamp(lock.stamp.at),
+                at: minute_utc(lock.stamp.at),
             },
             Freeze::Closed { deadline, closed_on, after_days } => issues::Problem::PeriodClosed {
                 period,

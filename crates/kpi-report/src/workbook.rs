@@ -174,8 +174,8 @@ fn write_summary(
     sheet.write_string_with_format(0, 0, format!("{} {}", labels.title, data.resolution.code), &formats.title)?;
     sheet.write_string(1, 0, format!("{} – {} {}", data.unit.name, labels.period, request.period))?;
     let change = match request.compare {
-        Some(period) => format!("{} {period}", labels.change),
-        None => labels.change.trim_end_matches(" so với").trim_end_matches(" against").to_owned(),
+        Some(period) => format!("{} {} {period}", labels.change, labels.against),
+        None => labels.change.to_owned(),
     };
     let texts = [
         labels.code,
@@ -207,11 +207,7 @@ fn write_summary_row(
     formats: &Formats,
 ) -> Result<(), XlsxError> {
     let (indicator, kpi) = (&line.indicator, &line.kpi);
-    let name = if request.lang == crate::Lang::En && !indicator.name_en.is_empty() {
-        &indicator.name_en
-    } else {
-        &indicator.name
-    };
+    let name = request.lang.pick(&indicator.name, &indicator.name_en);
     sheet.write_string_with_format(row, 0, indicator.code.as_str(), &formats.text)?;
     sheet.write_string_with_format(row, 1, name, &formats.wrapped)?;
     sheet.write_string_with_format(row, 2, &indicator.unit_of_measure, &formats.text)?;
@@ -260,11 +256,7 @@ fn write_group(
             page_breaks.push(row);
         }
         let indicator = &block.indicator;
-        let title = if request.lang == crate::Lang::En && !indicator.name_en.is_empty() {
-            &indicator.name_en
-        } else {
-            &indicator.name
-        };
+        let title = request.lang.pick(&indicator.name, &indicator.name_en);
         sheet.write_string_with_format(row, 0, format!("{} – {title}", indicator.code), &formats.title)?;
         headings(sheet, row + 1, &[labels.rank, labels.unit, labels.value, labels.target], formats)?;
         let first = row + 2;
@@ -328,11 +320,7 @@ fn write_trend(
     for (index, trend) in data.trends.iter().enumerate() {
         let row = FIRST_ROW + 2 * u32::try_from(index).unwrap_or(0);
         let indicator = &trend.indicator;
-        let title = if request.lang == crate::Lang::En && !indicator.name_en.is_empty() {
-            &indicator.name_en
-        } else {
-            &indicator.name
-        };
+        let title = request.lang.pick(&indicator.name, &indicator.name_en);
         sheet.write_string_with_format(row, 0, indicator.code.as_str(), &formats.text)?;
         sheet.write_string_with_format(row, 1, title, &formats.text)?;
         sheet.write_string_with_format(row + 1, 0, "", &formats.text)?;

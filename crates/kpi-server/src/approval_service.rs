@@ -66,7 +66,7 @@ impl ApprovalApi {
             }
         };
         tracing::info!(unit = %code, %period, %actor, change = ?change, "approval changed");
-        Ok(convert::approval_status(&status, snapshot.reporting().deadline(&unit.definition.kind, period)))
+        Ok(convert::approval_status(&status))
     }
 
     async fn serve(

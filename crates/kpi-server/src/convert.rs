@@ -284,10 +284,10 @@ pub fn approval_event(event: &ApprovalEvent) -> v1::ApprovalEvent {
     }
 }
 
-/// A report's approval status as judged today, with its deadline from the catalog.
-pub fn approval_status(status: &ApprovalStatus, due_on: NaiveDate) -> v1::ApprovalStatus {
+/// A report's approval status as judged today.
+pub fn approval_status(status: &ApprovalStatus) -> v1::ApprovalStatus {
     let today = kpi_core::calendar::local_date(chrono::Utc::now());
-    let freeze = status.freeze(due_on, today);
+    let freeze = status.freeze(today);
     let approval = status.approval.as_ref();
     let lock = status.lock.as_ref();
     v1::ApprovalStatus {
@@ -305,7 +305,7 @@ pub fn approval_status(status: &ApprovalStatus, due_on: NaiveDate) -> v1::Approv
         locked_at: lock.map(|l| timestamp(l.stamp.at)),
         closes_on: status.closes_on.map(|day| day.to_string()).unwrap_or_default(),
         closed: status.closes_on.is_some_and(|day| day <= today),
-        due_date: due_on.to_string(),
+        due_date: status.due_on.to_string(),
         history: status.history.iter().map(approval_event).collect(),
     }
 }

@@ -271,7 +271,7 @@ impl KpiApi {
         let period = convert::period("period", &request.period)?;
         let unit = convert::known_unit(&snapshot, "unit_code", &request.unit_code)?;
         let status = self.store.approval_status(&unit.definition.code, period).await?;
-        Ok(convert::approval_status(&status, snapshot.reporting().deadline(&unit.definition.kind, period)))
+        Ok(convert::approval_status(&status))
     }
 
     async fn list_revisions(&self, request: v1::ListRevisionsRequest) -> Result<v1::ListRevisionsResponse, ApiError> {

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use kpi_core::text::minute_utc;
 use kpi_core::{Period, UnitCode};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
@@ -113,6 +114,8 @@ pub struct ApprovalStatus {
     pub lock: Option<PeriodLock>,
     /// The day the period closes by itself for this unit, when the catalog says so.
     pub closes_on: Option<NaiveDate>,
+    /// The report's deadline, by the catalog's reporting cycle.
+    pub due_on: NaiveDate,
     /// Oldest first.
     pub history: Vec<ApprovalEvent>,
 }
@@ -120,8 +123,8 @@ pub struct ApprovalStatus {
 impl ApprovalStatus {
     /// What refuses a write into this report on `today`: approval first, then a lock, then
     /// the period's closing.
-    pub fn freeze(&self, deadline: NaiveDate, today: NaiveDate) -> Option<Freeze> {
-        freeze_from(self.approval.clone(), self.lock.clone(), self.closes_on, deadline, today)
+    pub fn freeze(&self, today: NaiveDate) -> Option<Freeze> {
+        freeze_from(self.approval.clone(), self.lock.clone(), self.closes_on, self.due_on, today)
     }
 }
 
@@ -364,7 +367,7 @@ impl Store {
                     "the report of {} for {period} is already approved by {} at {}",
                     info.definition.code,
                     stamp.by,
-                    stamp.at.format("%Y-%m-%d %H:%M UTC")
+                    minute_utc(stamp.at)
                 )));
             }
             let now = Utc::now();
@@ -419,7 +422,7 @@ impl Store {
                     "{period} is already locked for {} by {} at {}",
                     info.definition.code,
                     row.locked_by,
-                    row.locked_at.format("%Y-%m-%d %H:%M UTC")
+                    minute_utc(row.locked_at)
                 )));
             }
             let now = Utc::now();
@@ -552,6 +555,7 @@ async fn status_in(
         approval: freezes.approval(unit, period),
         lock: freezes.lock(snapshot, unit, period)?,
         closes_on: snapshot.reporting().closes_on(&unit.definition.kind, period),
+        due_on: snapshot.reporting().deadline(&unit.definition.kind, period),
         history: history(conn, snapshot, unit, period).await?,
     })
 }
