@@ -12,3 +12,4 @@ mod operations;
 mod quality;
 mod report;
 mod samples;
+mod transport;

@@ -43,9 +43,13 @@ pub struct RunArgs {
     /// Measured calls of each phase (the floor and the scenario).
     #[arg(long, default_value_t = 1000)]
     pub calls: usize,
-    /// Tasks calling at once, each one call after the other, over one shared connection.
+    /// Tasks calling at once, each one call after the other, spread over --connections.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// Connections the tasks share (a server allows a bounded number of streams on each, so
+    /// offering thousands of calls at once takes several).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub connections: u16,
     /// Unmeasured calls before each phase, so caches and connections are warm.
     #[arg(long, default_value_t = 50)]
     pub warmup: usize,

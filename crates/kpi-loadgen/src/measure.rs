@@ -1,5 +1,8 @@
-//! Measuring a phase: C tasks over one connection, each making its share of the calls one
-//! after the other; latency percentiles; and the server's CPU time from /proc.
+//! Measuring a phase: C tasks over the connections, each making its share of the calls one
+//! after the other; latency percentiles; and the server's CPU time and peak memory from /proc.
+//!
+//! A call the server refuses for load (RESOURCE_EXHAUSTED) is counted apart from failures,
+//! and its task waits the server's retry hint before its next call, as a polite client does.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,43 +21,82 @@ pub struct Sample {
     pub first_error: Option<String>,
     /// Latencies of the calls that succeeded, sorted.
     pub latencies: Vec<Duration>,
+    /// Latencies of the calls refused for load, sorted.
+    pub refused: Vec<Duration>,
     pub elapsed: Duration,
 }
 
+/// What one task saw.
+#[derive(Debug, Default)]
+struct TaskOutcome {
+    latencies: Vec<Duration>,
+    refused: Vec<Duration>,
+    errors: Vec<String>,
+}
+
+/// The longest retry hint a task waits, whatever the server says.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(1);
+
 /// One task's calls, one after the other.
-async fn calls_in_sequence(mut client: Client, call: Arc<Call>, calls: usize) -> (Vec<Duration>, Vec<String>) {
-    let mut latencies = Vec::with_capacity(calls);
-    let mut errors = Vec::new();
+async fn calls_in_sequence(mut client: Client, call: Arc<Call>, calls: usize) -> TaskOutcome {
+    let mut outcome = TaskOutcome { latencies: Vec::with_capacity(calls), ..TaskOutcome::default() };
     for _ in 0..calls {
         let started = Instant::now();
         match client.call(&call).await {
-            Ok(()) => latencies.push(started.elapsed()),
-            Err(error) => errors.push(format!("{error:#}")),
+            Ok(()) => outcome.latencies.push(started.elapsed()),
+            Err(error) => match refusal_retry_delay(&error) {
+                Some(delay) => {
+                    outcome.refused.push(started.elapsed());
+                    tokio::time::sleep(delay.min(MAX_RETRY_WAIT)).await;
+                }
+                None => outcome.errors.push(format!("{error:#}")),
+            },
         }
     }
-    (latencies, errors)
+    outcome
 }
 
-/// Makes `calls` calls from `concurrency` tasks; task i makes calls / concurrency of them,
-/// plus one for the first calls % concurrency tasks.
-pub async fn drive(client: &Client, call: &Arc<Call>, calls: usize, concurrency: usize) -> Result<Sample> {
+/// The wait a refusal for load asks for (RESOURCE_EXHAUSTED with a `RetryInfo`), or `None`
+/// for any other error.
+fn refusal_retry_delay(error: &anyhow::Error) -> Option<Duration> {
+    use tonic_types::StatusExt;
+    let status = error.downcast_ref::<tonic::Status>()?;
+    if status.code() != tonic::Code::ResourceExhausted {
+        return None;
+    }
+    status.get_error_details().retry_info()?.retry_delay
+}
+
+/// Makes `calls` calls from `concurrency` tasks spread over the `clients` (one per
+/// connection); task i makes calls / concurrency of them, plus one for the first
+/// calls % concurrency tasks.
+pub async fn drive(clients: &[Client], call: &Arc<Call>, calls: usize, concurrency: usize) -> Result<Sample> {
     let concurrency = concurrency.max(1);
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for task in 0..concurrency {
         let share = calls / concurrency + usize::from(task < calls % concurrency);
-        tasks.spawn(calls_in_sequence(client.clone(), Arc::clone(call), share));
+        let client = clients.get(task % clients.len().max(1)).context("no connection")?.clone();
+        tasks.spawn(calls_in_sequence(client, Arc::clone(call), share));
     }
-    let mut sample =
-        Sample { calls, errors: 0, first_error: None, latencies: Vec::with_capacity(calls), elapsed: Duration::ZERO };
+    let mut sample = Sample {
+        calls,
+        errors: 0,
+        first_error: None,
+        latencies: Vec::with_capacity(calls),
+        refused: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
     while let Some(done) = tasks.join_next().await {
-        let (latencies, errors) = done.context("a calling task failed")?;
-        sample.latencies.extend(latencies);
-        sample.errors += errors.len();
-        sample.first_error = sample.first_error.or(errors.into_iter().next());
+        let outcome = done.context("a calling task failed")?;
+        sample.latencies.extend(outcome.latencies);
+        sample.refused.extend(outcome.refused);
+        sample.errors += outcome.errors.len();
+        sample.first_error = sample.first_error.or(outcome.errors.into_iter().next());
     }
     sample.elapsed = started.elapsed();
     sample.latencies.sort_unstable();
+    sample.refused.sort_unstable();
     Ok(sample)
 }
 
@@ -70,6 +112,9 @@ pub struct Stats {
     pub phase: String,
     pub calls: usize,
     pub errors: usize,
+    /// Calls refused for load (RESOURCE_EXHAUSTED with a retry hint), and how fast.
+    pub refused: usize,
+    pub refused_p99_ms: Option<f64>,
     pub calls_per_second: f64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -78,24 +123,43 @@ pub struct Stats {
     /// call in µs, when the server's pid was given.
     pub server_cpu_seconds: Option<f64>,
     pub cpu_us_per_call: Option<f64>,
+    /// The server's peak resident memory since it started (VmHWM), when its pid was given.
+    pub server_peak_rss_mib: Option<f64>,
 }
 
 impl Stats {
-    pub fn new(phase: &str, sample: &Sample, cpu_seconds: Option<f64>) -> Stats {
+    pub fn new(phase: &str, sample: &Sample, cpu_seconds: Option<f64>, peak_rss_mib: Option<f64>) -> Stats {
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
         let calls = sample.calls.max(1) as f64;
         Stats {
             phase: phase.to_owned(),
             calls: sample.calls,
             errors: sample.errors,
+            refused: sample.refused.len(),
+            refused_p99_ms: ms(percentile(&sample.refused, 99.0)),
             calls_per_second: sample.calls as f64 / sample.elapsed.as_secs_f64().max(f64::EPSILON),
             p50_ms: ms(percentile(&sample.latencies, 50.0)),
             p99_ms: ms(percentile(&sample.latencies, 99.0)),
             max_ms: ms(sample.latencies.last().copied()),
             server_cpu_seconds: cpu_seconds,
             cpu_us_per_call: cpu_seconds.map(|s| s * 1e6 / calls),
+            server_peak_rss_mib: peak_rss_mib,
         }
     }
+}
+
+/// The peak resident memory of process `pid` since it started, in MiB (`VmHWM` of
+/// /proc/PID/status).
+pub fn peak_rss_mib(pid: u32) -> Result<f64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    parse_peak_rss_kib(&text).map(|kib| kib as f64 / 1024.0).with_context(|| format!("no VmHWM in {path}"))
+}
+
+/// The `VmHWM:  1234 kB` line's figure.
+fn parse_peak_rss_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
 }
 
 /// CPU time of the server process, from /proc/PID/stat.
@@ -214,6 +278,14 @@ mod tests {
     fn this_process_can_be_read() -> Result<()> {
         let stat = read_stat(std::process::id())?;
         assert!(stat.ppid > 0);
+        assert!(peak_rss_mib(std::process::id())? > 0.0);
         Ok(())
+    }
+
+    #[test]
+    fn peak_memory_is_read_from_vm_hwm() {
+        let status = "Name:\tkpi-server\nVmPeak:\t  900000 kB\nVmHWM:\t   65432 kB\nVmRSS:\t 12345 kB\n";
+        assert_eq!(parse_peak_rss_kib(status), Some(65432));
+        assert_eq!(parse_peak_rss_kib("VmRSS:\t 12 kB\n"), None);
     }
 }

@@ -23,6 +23,7 @@ pub struct Report {
     pub addr: String,
     pub calls: usize,
     pub concurrency: usize,
+    pub connections: u16,
     pub warmup: usize,
     pub floor: Stats,
     pub scenario: Stats,
@@ -44,6 +45,7 @@ impl Report {
             addr: args.addr.clone(),
             calls: args.calls,
             concurrency: args.concurrency.max(1),
+            connections: args.connections,
             warmup: args.warmup,
             floor,
             scenario,
@@ -57,12 +59,22 @@ impl Report {
             return Ok(());
         }
         println!(
-            "{} at {}: {} calls per phase, concurrency {}, {} warm-up calls",
-            self.scenario.phase, self.addr, self.calls, self.concurrency, self.warmup
+            "{} at {}: {} calls per phase, concurrency {} over {} connection(s), {} warm-up calls",
+            self.scenario.phase, self.addr, self.calls, self.concurrency, self.connections, self.warmup
         );
         println!(
-            "{:<13} {:>7} {:>7} {:>10} {:>9} {:>9} {:>9} {:>15}",
-            "phase", "calls", "errors", "calls/s", "p50 ms", "p99 ms", "max ms", "CPU µs/call"
+            "{:<13} {:>7} {:>7} {:>10} {:>9} {:>9} {:>9} {:>15} {:>8} {:>12} {:>13}",
+            "phase",
+            "calls",
+            "errors",
+            "calls/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "CPU µs/call",
+            "refused",
+            "refused p99",
+            "server peak"
         );
         for stats in [&self.floor, &self.scenario] {
             print_row(stats);
@@ -83,7 +95,7 @@ impl Report {
         Ok(())
     }
 
-    /// Fails the run when any measured call failed.
+    /// Fails the run when any measured call failed (a refusal for load is not a failure).
     pub fn check(&self) -> Result<()> {
         let failed = self.floor.errors + self.scenario.errors;
         if failed > 0 {
@@ -96,8 +108,9 @@ impl Report {
 fn print_row(stats: &Stats) {
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
     let cpu = stats.cpu_us_per_call.map_or("-".to_owned(), |v| format!("{v:.0}"));
+    let rss = stats.server_peak_rss_mib.map_or("-".to_owned(), |v| format!("{v:.0} MiB"));
     println!(
-        "{:<13} {:>7} {:>7} {:>10.1} {:>9} {:>9} {:>9} {:>15}",
+        "{:<13} {:>7} {:>7} {:>10.1} {:>9} {:>9} {:>9} {:>15} {:>8} {:>12} {:>13}",
         stats.phase,
         stats.calls,
         stats.errors,
@@ -105,6 +118,9 @@ fn print_row(stats: &Stats) {
         ms(stats.p50_ms),
         ms(stats.p99_ms),
         ms(stats.max_ms),
-        cpu
+        cpu,
+        stats.refused,
+        ms(stats.refused_p99_ms),
+        rss
     );
 }

@@ -1,31 +1,59 @@
 //! Admission control: at most a set number of KPI and import calls run at once, and a call
 //! beyond it is refused at once (RESOURCE_EXHAUSTED with a retry hint) rather than queued, so
 //! overload shows as quick refusals, not as latency and memory growing without bound. Health
-//! and reflection are never refused. Uploads also count their bytes against a server-wide
+//! and reflection are never refused. Optionally each token also has its own bound, so one
+//! client cannot take every place. Uploads also count their bytes against a server-wide
 //! bound ([`UploadBytes`]), so many slow uploads cannot hold unbounded memory.
 
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::auth::Caller;
 use crate::errors::ApiError;
 
-/// The server-wide bound on calls in flight, shared by the services.
+/// The server-wide bound on calls in flight, and each token's, shared by the services.
 #[derive(Debug, Clone)]
 pub struct Admission {
     calls: Arc<Semaphore>,
     limit: usize,
+    /// One bound per configured token (by [`Caller::token`]); empty when tokens are unbounded.
+    per_token: Arc<Vec<Arc<Semaphore>>>,
+    per_token_limit: usize,
+}
+
+/// The places a running call holds, released when it ends.
+#[derive(Debug)]
+pub struct Admitted {
+    _server: OwnedSemaphorePermit,
+    _token: Option<OwnedSemaphorePermit>,
 }
 
 impl Admission {
-    pub fn new(limit: usize) -> Admission {
+    /// At most `limit` calls at once, and `per_token_limit` per token of the `tokens`
+    /// configured (0: no bound per token).
+    pub fn new(limit: usize, per_token_limit: usize, tokens: usize) -> Admission {
         let limit = limit.max(1);
-        Admission { calls: Arc::new(Semaphore::new(limit)), limit }
+        let per_token = match per_token_limit {
+            0 => Vec::new(),
+            bound => (0..tokens).map(|_| Arc::new(Semaphore::new(bound))).collect(),
+        };
+        Admission { calls: Arc::new(Semaphore::new(limit)), limit, per_token: Arc::new(per_token), per_token_limit }
     }
 
-    /// A place for one call, held until the call ends, or the refusal.
-    pub fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        Arc::clone(&self.calls).try_acquire_owned().map_err(|_| ApiError::Overloaded { limit: self.limit })
+    /// A place for one call of `caller`, held until the call ends, or the refusal.
+    pub fn admit(&self, caller: Option<Caller>) -> Result<Admitted, ApiError> {
+        let token = match caller.and_then(|caller| self.per_token.get(caller.token)) {
+            Some(bound) => Some(
+                Arc::clone(bound)
+                    .try_acquire_owned()
+                    .map_err(|_| ApiError::TokenBusy { limit: self.per_token_limit })?,
+            ),
+            None => None,
+        };
+        let server =
+            Arc::clone(&self.calls).try_acquire_owned().map_err(|_| ApiError::Overloaded { limit: self.limit })?;
+        Ok(Admitted { _server: server, _token: token })
     }
 }
 
@@ -52,5 +80,33 @@ impl UploadBytes {
             .try_acquire_many_owned(permits)
             .map(Some)
             .map_err(|_| ApiError::UploadsBusy { limit: self.limit })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_token_has_its_own_bound_within_the_servers() {
+        let admission = Admission::new(3, 2, 2);
+        let (first, second) = (Some(Caller { token: 0 }), Some(Caller { token: 1 }));
+        let held = [admission.admit(first), admission.admit(first)];
+        assert!(held.iter().all(Result::is_ok));
+        assert!(matches!(admission.admit(first), Err(ApiError::TokenBusy { limit: 2 })), "the token's third call");
+        let other = admission.admit(second);
+        assert!(other.is_ok(), "another token still gets a place");
+        assert!(matches!(admission.admit(None), Err(ApiError::Overloaded { limit: 3 })), "the server is full");
+        drop(held);
+        assert!(admission.admit(first).is_ok(), "places come back when calls end");
+    }
+
+    #[test]
+    fn without_a_bound_per_token_only_the_servers_applies() {
+        let admission = Admission::new(2, 0, 1);
+        let caller = Some(Caller { token: 0 });
+        let held = [admission.admit(caller), admission.admit(caller)];
+        assert!(held.iter().all(Result::is_ok));
+        assert!(matches!(admission.admit(caller), Err(ApiError::Overloaded { limit: 2 })));
     }
 }

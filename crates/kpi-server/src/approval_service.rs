@@ -8,6 +8,7 @@ use kpi_store::{ApprovalStatus, Store};
 use tonic::{Request, Response, Status};
 
 use crate::admission::Admission;
+use crate::auth::Caller;
 use crate::convert;
 use crate::errors::ApiError;
 use crate::telemetry::{observe, record_request};
@@ -69,17 +70,17 @@ impl ApprovalApi {
         Ok(convert::approval_status(&status))
     }
 
-    async fn serve(
+    async fn serve<B: Sync>(
         &self,
         change: Change,
-        metadata: &tonic::metadata::MetadataMap,
+        request: &Request<B>,
         unit_code: &str,
         period: &str,
         comment: &str,
     ) -> Result<Response<v1::ApprovalStatus>, Status> {
         record_request(unit_code, period);
-        let actor = convert::actor(metadata);
-        observe(&self.admission, self.change(change, actor, unit_code, period, comment)).await
+        let actor = convert::actor(request.metadata());
+        observe(&self.admission, Caller::of(request), self.change(change, actor, unit_code, period, comment)).await
     }
 }
 
@@ -90,7 +91,7 @@ impl ApprovalService for ApprovalApi {
         request: Request<v1::ApproveReportRequest>,
     ) -> Result<Response<v1::ApprovalStatus>, Status> {
         let body = request.get_ref();
-        self.serve(Change::Approve, request.metadata(), &body.unit_code, &body.period, &body.comment).await
+        self.serve(Change::Approve, &request, &body.unit_code, &body.period, &body.comment).await
     }
 
     async fn unapprove_report(
@@ -98,7 +99,7 @@ impl ApprovalService for ApprovalApi {
         request: Request<v1::UnapproveReportRequest>,
     ) -> Result<Response<v1::ApprovalStatus>, Status> {
         let body = request.get_ref();
-        self.serve(Change::Unapprove, request.metadata(), &body.unit_code, &body.period, &body.reason).await
+        self.serve(Change::Unapprove, &request, &body.unit_code, &body.period, &body.reason).await
     }
 
     async fn lock_period(
@@ -106,7 +107,7 @@ impl ApprovalService for ApprovalApi {
         request: Request<v1::LockPeriodRequest>,
     ) -> Result<Response<v1::ApprovalStatus>, Status> {
         let body = request.get_ref();
-        self.serve(Change::Lock, request.metadata(), &body.unit_code, &body.period, &body.comment).await
+        self.serve(Change::Lock, &request, &body.unit_code, &body.period, &body.comment).await
     }
 
     async fn unlock_period(
@@ -114,6 +115,6 @@ impl ApprovalService for ApprovalApi {
         request: Request<v1::UnlockPeriodRequest>,
     ) -> Result<Response<v1::ApprovalStatus>, Status> {
         let body = request.get_ref();
-        self.serve(Change::Unlock, request.metadata(), &body.unit_code, &body.period, &body.reason).await
+        self.serve(Change::Unlock, &request, &body.unit_code, &body.period, &body.reason).await
     }
 }

@@ -39,6 +39,19 @@ pub struct Config {
     #[arg(long, env = "KPI_TOKENS", hide_env_values = true)]
     pub tokens: Option<String>,
 
+    /// PEM certificate chain the server presents; with `--tls-key`, the server speaks TLS only.
+    #[arg(long, env = "KPI_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "KPI_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates: clients must then present a certificate one of them signed
+    /// (mutual TLS).
+    #[arg(long, env = "KPI_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Allow listening on a non-loopback address without tokens.
     #[arg(long, env = "KPI_INSECURE")]
     pub insecure: bool,
@@ -59,6 +72,11 @@ pub struct Config {
     /// RESOURCE_EXHAUSTED and a retry hint.
     #[arg(long, env = "KPI_MAX_CONCURRENT_CALLS", default_value_t = 256)]
     pub max_concurrent_calls: usize,
+
+    /// KPI and import calls one token may have running at once (0: no bound per token, only
+    /// the server's); beyond, RESOURCE_EXHAUSTED at once with a retry hint.
+    #[arg(long, env = "KPI_MAX_CONCURRENT_CALLS_PER_TOKEN", default_value_t = 0)]
+    pub max_concurrent_calls_per_token: usize,
 
     /// Upload bytes all uploads together may hold in memory; beyond, RESOURCE_EXHAUSTED.
     #[arg(long, env = "KPI_MAX_UPLOAD_BYTES_IN_FLIGHT", default_value_t = 128 * 1024 * 1024)]

@@ -8,6 +8,7 @@ use kpi_store::Store;
 use tonic::{Request, Response, Status};
 
 use crate::admission::Admission;
+use crate::auth::Caller;
 use crate::convert;
 use crate::errors::ApiError;
 use crate::telemetry::{observe, record_request};
@@ -59,25 +60,28 @@ impl DataQualityService for DataQualityApi {
         &self,
         request: Request<v1::RunValidationRequest>,
     ) -> Result<Response<v1::RunValidationResponse>, Status> {
+        let caller = Caller::of(&request);
         let lang = convert::lang(request.metadata());
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(&self.admission, self.run_validation(request, lang)).await
+        observe(&self.admission, caller, self.run_validation(request, lang)).await
     }
 
     async fn follow_up_data_issue(
         &self,
         request: Request<v1::SettleDataIssueRequest>,
     ) -> Result<Response<v1::DataIssue>, Status> {
+        let caller = Caller::of(&request);
         let actor = convert::actor(request.metadata());
-        observe(&self.admission, self.settle(request.into_inner(), actor, false)).await
+        observe(&self.admission, caller, self.settle(request.into_inner(), actor, false)).await
     }
 
     async fn resolve_data_issue(
         &self,
         request: Request<v1::SettleDataIssueRequest>,
     ) -> Result<Response<v1::DataIssue>, Status> {
+        let caller = Caller::of(&request);
         let actor = convert::actor(request.metadata());
-        observe(&self.admission, self.settle(request.into_inner(), actor, true)).await
+        observe(&self.admission, caller, self.settle(request.into_inner(), actor, true)).await
     }
 }

@@ -3,7 +3,7 @@
 //! Handlers return [`ApiError`]; callers see INVALID_ARGUMENT with `google.rpc.BadRequest`
 //! field violations for malformed input, NOT_FOUND for unknown codes, FAILED_PRECONDITION for an
 //! approval change the report's state does not allow, RESOURCE_EXHAUSTED for
-//! oversized uploads and for calls beyond the server's limit (with a retry hint), UNAVAILABLE while the database is down or no parse worker can start, and
+//! oversized uploads and for calls beyond the server's or the token's limit (with a retry hint), UNAVAILABLE while the database is down or no parse worker can start, and
 //! an opaque INTERNAL for
 //! everything else, whose details go to the log only.
 
@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The server is running its limit of calls at once.
     #[error("the server is at its limit of {limit} calls at once")]
     Overloaded { limit: usize },
+    /// The calling token is running its own limit of calls at once.
+    #[error("this token is at its limit of {limit} calls at once")]
+    TokenBusy { limit: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The review workbook could not be written: our bug, never the caller's.
@@ -107,6 +110,11 @@ impl From<ApiError> for Status {
             ApiError::Overloaded { limit } => Status::with_error_details(
                 Code::ResourceExhausted,
                 format!("the server is at its limit of {limit} calls at once; retry shortly"),
+                ErrorDetails::with_retry_info(Some(RETRY_AFTER_OVERLOAD)),
+            ),
+            ApiError::TokenBusy { limit } => Status::with_error_details(
+                Code::ResourceExhausted,
+                format!("this token is at its limit of {limit} calls at once; retry shortly"),
                 ErrorDetails::with_retry_info(Some(RETRY_AFTER_OVERLOAD)),
             ),
             ApiError::Store(StoreError::Unknown { kind, code }) => {

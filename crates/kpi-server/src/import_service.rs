@@ -9,6 +9,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::admission::{Admission, UploadBytes};
+use crate::auth::Caller;
 use crate::convert;
 use crate::errors::ApiError;
 use crate::telemetry::{observe, record_request};
@@ -119,12 +120,13 @@ impl ImportService for ImportApi {
         &self,
         request: Request<Streaming<v1::ImportChunk>>,
     ) -> Result<Response<v1::ImportResult>, Status> {
+        let caller = Caller::of(&request);
         let metadata = request.metadata();
         let options = ImportOptions {
             imported_by: convert::actor(metadata),
             lang: convert::lang(metadata),
             ..ImportOptions::default()
         };
-        observe(&self.admission, self.import(options, request.into_inner())).await
+        observe(&self.admission, caller, self.import(options, request.into_inner())).await
     }
 }

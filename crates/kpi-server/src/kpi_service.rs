@@ -10,6 +10,7 @@ use kpi_store::Store;
 use tonic::{Request, Response, Status};
 
 use crate::admission::Admission;
+use crate::auth::Caller;
 use crate::convert;
 use crate::errors::ApiError;
 use crate::telemetry::{observe, record_request};
@@ -293,73 +294,82 @@ impl KpiService for KpiApi {
         &self,
         request: Request<v1::ListUnitsRequest>,
     ) -> Result<Response<v1::ListUnitsResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.parent_code, "");
-        observe(&self.admission, self.list_units(request)).await
+        observe(&self.admission, caller, self.list_units(request)).await
     }
 
     async fn list_indicators(
         &self,
         request: Request<v1::ListIndicatorsRequest>,
     ) -> Result<Response<v1::ListIndicatorsResponse>, Status> {
-        observe(&self.admission, self.list_indicators(request.into_inner())).await
+        let caller = Caller::of(&request);
+        observe(&self.admission, caller, self.list_indicators(request.into_inner())).await
     }
 
     async fn get_kpi(&self, request: Request<v1::GetKpiRequest>) -> Result<Response<v1::Kpi>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(&self.admission, self.get_kpi(request)).await
+        observe(&self.admission, caller, self.get_kpi(request)).await
     }
 
     async fn query_kpis(
         &self,
         request: Request<v1::QueryKpisRequest>,
     ) -> Result<Response<v1::QueryKpisResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&convert::list_head(&request.unit_codes), &convert::list_head(&request.periods));
-        observe(&self.admission, self.query_kpis(request)).await
+        observe(&self.admission, caller, self.query_kpis(request)).await
     }
 
     async fn get_scorecard(
         &self,
         request: Request<v1::GetScorecardRequest>,
     ) -> Result<Response<v1::GetScorecardResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(&self.admission, self.get_scorecard(request)).await
+        observe(&self.admission, caller, self.get_scorecard(request)).await
     }
 
     async fn get_trend(&self, request: Request<v1::GetTrendRequest>) -> Result<Response<v1::GetTrendResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &format!("{}..{}", request.from_period, request.to_period));
-        observe(&self.admission, self.get_trend(request)).await
+        observe(&self.admission, caller, self.get_trend(request)).await
     }
 
     async fn rank_units(
         &self,
         request: Request<v1::RankUnitsRequest>,
     ) -> Result<Response<v1::RankUnitsResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(&self.admission, self.rank_units(request)).await
+        observe(&self.admission, caller, self.rank_units(request)).await
     }
 
     async fn get_completeness(
         &self,
         request: Request<v1::GetCompletenessRequest>,
     ) -> Result<Response<v1::GetCompletenessResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(&self.admission, self.get_completeness(request)).await
+        observe(&self.admission, caller, self.get_completeness(request)).await
     }
 
     async fn list_overdue(
         &self,
         request: Request<v1::ListOverdueRequest>,
     ) -> Result<Response<v1::ListOverdueResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(&self.admission, self.list_overdue(request)).await
+        observe(&self.admission, caller, self.list_overdue(request)).await
     }
 
     type ExportScorecardStream = tokio_stream::Iter<std::vec::IntoIter<Result<v1::FileChunk, Status>>>;
@@ -368,9 +378,10 @@ impl KpiService for KpiApi {
         &self,
         request: Request<v1::ExportScorecardRequest>,
     ) -> Result<Response<Self::ExportScorecardStream>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        let bytes = observe(&self.admission, self.export_scorecard(request)).await?.into_inner();
+        let bytes = observe(&self.admission, caller, self.export_scorecard(request)).await?.into_inner();
         let chunks: Vec<Result<v1::FileChunk, Status>> =
             bytes.chunks(EXPORT_CHUNK_BYTES).map(|data| Ok(v1::FileChunk { data: data.to_vec() })).collect();
         Ok(Response::new(tokio_stream::iter(chunks)))
@@ -380,26 +391,29 @@ impl KpiService for KpiApi {
         &self,
         request: Request<v1::ListDataIssuesRequest>,
     ) -> Result<Response<v1::ListDataIssuesResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(&self.admission, self.list_data_issues(request)).await
+        observe(&self.admission, caller, self.list_data_issues(request)).await
     }
 
     async fn get_approval_status(
         &self,
         request: Request<v1::GetApprovalStatusRequest>,
     ) -> Result<Response<v1::ApprovalStatus>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(&self.admission, self.get_approval_status(request)).await
+        observe(&self.admission, caller, self.get_approval_status(request)).await
     }
 
     async fn list_revisions(
         &self,
         request: Request<v1::ListRevisionsRequest>,
     ) -> Result<Response<v1::ListRevisionsResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(&self.admission, self.list_revisions(request)).await
+        observe(&self.admission, caller, self.list_revisions(request)).await
     }
 }

@@ -15,6 +15,7 @@ mod import_service;
 mod kpi_service;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::{Config, LogFormat};
 pub use startup::{Application, StartupError};

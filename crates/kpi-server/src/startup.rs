@@ -35,6 +35,8 @@ pub enum StartupError {
     #[error("refusing to listen on {0} without tokens: configure KPI_TOKENS or KPI_TOKENS_FILE, or pass --insecure")]
     InsecureListen(SocketAddr),
     #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
     Store(#[from] kpi_store::StoreError),
     #[error(transparent)]
     Reader(#[from] kpi_importer::WorkerError),
@@ -47,14 +49,21 @@ pub enum StartupError {
 }
 
 /// A built server, bound and ready to serve.
-#[derive(Debug)]
 pub struct Application {
     config: Config,
+    /// The transport, with TLS when configured.
+    transport: Server,
     listener: TcpListener,
     local_addr: SocketAddr,
     store: Store,
     tokens: Tokens,
     reader: kpi_importer::SheetReader,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Application").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
 }
 
 impl Application {
@@ -64,6 +73,15 @@ impl Application {
         let tokens = Tokens::load(config.tokens_file.as_deref(), config.tokens.as_deref())?;
         if !config.listen.ip().is_loopback() && !tokens.is_enabled() && !config.insecure {
             return Err(StartupError::InsecureListen(config.listen));
+        }
+        let transport = crate::tls::transport(&config)?;
+        let tls = config.tls_cert.is_some();
+        if crate::tls::tokens_in_clear(config.listen, tokens.is_enabled(), tls) {
+            tracing::warn!(
+                address = %config.listen,
+                "bearer tokens will cross the network IN CLEAR TEXT: serve with --tls-cert and --tls-key, \
+                 or listen on loopback behind a TLS proxy"
+            );
         }
         let catalog = kpi_store::load_catalog_file(config.catalog.as_deref())?;
         let store = Store::connect_with(&config.database_url, config.database_acquire_timeout()).await?;
@@ -78,10 +96,11 @@ impl Application {
             address = %local_addr,
             database = store.backend_name(),
             auth = tokens.is_enabled(),
+            tls,
             resolution = %catalog.resolution.code,
             "kpi-server ready"
         );
-        Ok(Application { config, listener, local_addr, store, tokens, reader })
+        Ok(Application { config, transport, listener, local_addr, store, tokens, reader })
     }
 
     /// The address actually bound (with the real port when port 0 was asked for).
@@ -101,7 +120,11 @@ impl Application {
             .register_encoded_file_descriptor_set(kpi_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let admission = Admission::new(self.config.max_concurrent_calls);
+        let admission = Admission::new(
+            self.config.max_concurrent_calls,
+            self.config.max_concurrent_calls_per_token,
+            self.tokens.count(),
+        );
         let kpi = KpiServiceServer::with_interceptor(
             KpiApi::new(self.store.clone(), admission.clone()),
             self.tokens.require(Role::Read),
@@ -137,7 +160,8 @@ impl Application {
         }
         let watcher = tokio::spawn(watch_database(probe, health_reporter, self.config.health_interval(), initial));
         let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
-        let serving = Server::builder()
+        let serving = self
+            .transport
             .layer(tower::util::MapResponseLayer::new(crate::errors::refuse_undecodable))
             .timeout(self.config.request_timeout())
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))

@@ -10,6 +10,7 @@ use tonic::{Response, Status};
 use tracing_subscriber::EnvFilter;
 
 use crate::admission::Admission;
+use crate::auth::Caller;
 use crate::config::LogFormat;
 use crate::errors::ApiError;
 
@@ -35,14 +36,15 @@ pub fn record_request(unit: &str, period: &str) {
     span.record("period", kpi_core::text::excerpt(period));
 }
 
-/// Admits a call (see [`Admission`]), runs its handler, maps its error to a status, and logs
+/// Admits a call of `caller` (see [`Admission`]), runs its handler, maps its error to a status, and logs
 /// the outcome with its duration.
 pub async fn observe<T>(
     admission: &Admission,
+    caller: Option<Caller>,
     handler: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<Response<T>, Status> {
     let started = Instant::now();
-    let result = match admission.admit() {
+    let result = match admission.admit(caller) {
         Ok(_permit) => handler.await.map(Response::new).map_err(Status::from),
         Err(refused) => Err(Status::from(refused)),
     };

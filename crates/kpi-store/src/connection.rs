@@ -123,3 +123,38 @@ impl HealthProbe {
         Ok(self.db.ping().await?)
     }
 }
+
+#[cfg(all(test, feature = "test-support"))]
+mod tests {
+    use super::*;
+    use crate::test_support::TestDatabase;
+
+    async fn query_text(db: &DatabaseConnection, sql: &str) -> Option<String> {
+        let row = db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await.ok()??;
+        row.try_get_by_index::<String>(0).ok()
+    }
+
+    /// `sslmode` in a PostgreSQL URL is honoured (sqlx with rustls): with `require`, the
+    /// store's connections are encrypted. Runs when `TEST_DATABASE_URL` names a server that
+    /// has TLS on.
+    #[tokio::test]
+    async fn a_postgres_url_may_require_tls() -> Result<(), StoreError> {
+        let database = TestDatabase::new().await;
+        if !database.url.starts_with("postgres") {
+            return Ok(());
+        }
+        let plain = Store::connect(&database.url).await?;
+        if query_text(&plain.db, "SHOW ssl").await.as_deref() != Some("on") {
+            eprintln!("skipped: this PostgreSQL server has TLS off");
+            return Ok(());
+        }
+        let separator = if database.url.contains('?') { '&' } else { '?' };
+        let store = Store::connect(&format!("{}{separator}sslmode=require", database.url)).await?;
+        let protocol =
+            query_text(&store.db, "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl").await;
+        assert!(protocol.as_deref().is_some_and(|version| version.starts_with("TLS")), "{protocol:?}");
+        plain.db.close().await.ok();
+        store.db.close().await.ok();
+        Ok(())
+    }
+}
