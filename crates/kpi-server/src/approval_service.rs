@@ -7,7 +7,7 @@ use kpi_proto::v1::approval_service_server::ApprovalService;
 use kpi_store::{ApprovalStatus, Store};
 use tonic::{Request, Response, Status};
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Cost};
 use crate::auth::Caller;
 use crate::convert;
 use crate::errors::ApiError;
@@ -80,7 +80,13 @@ impl ApprovalApi {
     ) -> Result<Response<v1::ApprovalStatus>, Status> {
         record_request(unit_code, period);
         let actor = convert::actor(request.metadata());
-        observe(&self.admission, Caller::of(request), self.change(change, actor, unit_code, period, comment)).await
+        observe(
+            &self.admission,
+            Caller::of(request),
+            Cost::Light,
+            self.change(change, actor, unit_code, period, comment),
+        )
+        .await
     }
 }
 

@@ -73,6 +73,12 @@ pub struct Config {
     #[arg(long, env = "KPI_MAX_CONCURRENT_CALLS", default_value_t = 256)]
     pub max_concurrent_calls: usize,
 
+    /// Heavy calls (completeness, overdue, data issues, exports, QueryKpis, validation: work
+    /// that grows with the tree) running at once, within --max-concurrent-calls; beyond,
+    /// RESOURCE_EXHAUSTED at once with a retry hint.
+    #[arg(long, env = "KPI_MAX_CONCURRENT_HEAVY_CALLS", default_value_t = 4)]
+    pub max_concurrent_heavy_calls: usize,
+
     /// KPI and import calls one token may have running at once (0: no bound per token, only
     /// the server's); beyond, RESOURCE_EXHAUSTED at once with a retry hint.
     #[arg(long, env = "KPI_MAX_CONCURRENT_CALLS_PER_TOKEN", default_value_t = 0)]

@@ -7,7 +7,7 @@ use kpi_proto::v1::data_quality_service_server::DataQualityService;
 use kpi_store::Store;
 use tonic::{Request, Response, Status};
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Cost};
 use crate::auth::Caller;
 use crate::convert;
 use crate::errors::ApiError;
@@ -64,7 +64,7 @@ impl DataQualityService for DataQualityApi {
         let lang = convert::lang(request.metadata());
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(&self.admission, caller, self.run_validation(request, lang)).await
+        observe(&self.admission, caller, Cost::Heavy, self.run_validation(request, lang)).await
     }
 
     async fn follow_up_data_issue(
@@ -73,7 +73,7 @@ impl DataQualityService for DataQualityApi {
     ) -> Result<Response<v1::DataIssue>, Status> {
         let caller = Caller::of(&request);
         let actor = convert::actor(request.metadata());
-        observe(&self.admission, caller, self.settle(request.into_inner(), actor, false)).await
+        observe(&self.admission, caller, Cost::Light, self.settle(request.into_inner(), actor, false)).await
     }
 
     async fn resolve_data_issue(
@@ -82,6 +82,6 @@ impl DataQualityService for DataQualityApi {
     ) -> Result<Response<v1::DataIssue>, Status> {
         let caller = Caller::of(&request);
         let actor = convert::actor(request.metadata());
-        observe(&self.admission, caller, self.settle(request.into_inner(), actor, true)).await
+        observe(&self.admission, caller, Cost::Light, self.settle(request.into_inner(), actor, true)).await
     }
 }

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The server is running its limit of calls at once.
     #[error("the server is at its limit of {limit} calls at once")]
     Overloaded { limit: usize },
+    /// The server is running its limit of heavy calls at once.
+    #[error("the server is at its limit of {limit} heavy calls at once")]
+    HeavyOverloaded { limit: usize },
     /// The calling token is running its own limit of calls at once.
     #[error("this token is at its limit of {limit} calls at once")]
     TokenBusy { limit: usize },
@@ -110,6 +113,14 @@ impl From<ApiError> for Status {
             ApiError::Overloaded { limit } => Status::with_error_details(
                 Code::ResourceExhausted,
                 format!("the server is at its limit of {limit} calls at once; retry shortly"),
+                ErrorDetails::with_retry_info(Some(RETRY_AFTER_OVERLOAD)),
+            ),
+            ApiError::HeavyOverloaded { limit } => Status::with_error_details(
+                Code::ResourceExhausted,
+                format!(
+                    "the server is at its limit of {limit} heavy calls at once (completeness, overdue, \
+                     data issues, exports, QueryKpis, validation); retry shortly"
+                ),
                 ErrorDetails::with_retry_info(Some(RETRY_AFTER_OVERLOAD)),
             ),
             ApiError::TokenBusy { limit } => Status::with_error_details(

@@ -8,7 +8,7 @@ use kpi_store::Store;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::admission::{Admission, UploadBytes};
+use crate::admission::{Admission, Cost, UploadBytes};
 use crate::auth::Caller;
 use crate::convert;
 use crate::errors::ApiError;
@@ -127,6 +127,6 @@ impl ImportService for ImportApi {
             lang: convert::lang(metadata),
             ..ImportOptions::default()
         };
-        observe(&self.admission, caller, self.import(options, request.into_inner())).await
+        observe(&self.admission, caller, Cost::Light, self.import(options, request.into_inner())).await
     }
 }

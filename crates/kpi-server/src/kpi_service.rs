@@ -9,7 +9,7 @@ use kpi_proto::v1::kpi_service_server::KpiService;
 use kpi_store::Store;
 use tonic::{Request, Response, Status};
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Cost};
 use crate::auth::Caller;
 use crate::convert;
 use crate::errors::ApiError;
@@ -297,7 +297,7 @@ impl KpiService for KpiApi {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.parent_code, "");
-        observe(&self.admission, caller, self.list_units(request)).await
+        observe(&self.admission, caller, Cost::Light, self.list_units(request)).await
     }
 
     async fn list_indicators(
@@ -305,14 +305,14 @@ impl KpiService for KpiApi {
         request: Request<v1::ListIndicatorsRequest>,
     ) -> Result<Response<v1::ListIndicatorsResponse>, Status> {
         let caller = Caller::of(&request);
-        observe(&self.admission, caller, self.list_indicators(request.into_inner())).await
+        observe(&self.admission, caller, Cost::Light, self.list_indicators(request.into_inner())).await
     }
 
     async fn get_kpi(&self, request: Request<v1::GetKpiRequest>) -> Result<Response<v1::Kpi>, Status> {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(&self.admission, caller, self.get_kpi(request)).await
+        observe(&self.admission, caller, Cost::Light, self.get_kpi(request)).await
     }
 
     async fn query_kpis(
@@ -322,7 +322,7 @@ impl KpiService for KpiApi {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&convert::list_head(&request.unit_codes), &convert::list_head(&request.periods));
-        observe(&self.admission, caller, self.query_kpis(request)).await
+        observe(&self.admission, caller, Cost::Heavy, self.query_kpis(request)).await
     }
 
     async fn get_scorecard(
@@ -332,14 +332,14 @@ impl KpiService for KpiApi {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(&self.admission, caller, self.get_scorecard(request)).await
+        observe(&self.admission, caller, Cost::Light, self.get_scorecard(request)).await
     }
 
     async fn get_trend(&self, request: Request<v1::GetTrendRequest>) -> Result<Response<v1::GetTrendResponse>, Status> {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &format!("{}..{}", request.from_period, request.to_period));
-        observe(&self.admission, caller, self.get_trend(request)).await
+        observe(&self.admission, caller, Cost::Light, self.get_trend(request)).await
     }
 
     async fn rank_units(
@@ -349,7 +349,7 @@ impl KpiService for KpiApi {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(&self.admission, caller, self.rank_units(request)).await
+        observe(&self.admission, caller, Cost::Light, self.rank_units(request)).await
     }
 
     async fn get_completeness(
@@ -359,7 +359,7 @@ impl KpiService for KpiApi {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(&self.admission, caller, self.get_completeness(request)).await
+        observe(&self.admission, caller, Cost::Heavy, self.get_completeness(request)).await
     }
 
     async fn list_overdue(
@@ -369,7 +369,7 @@ impl KpiService for KpiApi {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(&self.admission, caller, self.list_overdue(request)).await
+        observe(&self.admission, caller, Cost::Heavy, self.list_overdue(request)).await
     }
 
     type ExportScorecardStream = tokio_stream::Iter<std::vec::IntoIter<Result<v1::FileChunk, Status>>>;
@@ -381,7 +381,7 @@ impl KpiService for KpiApi {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        let bytes = observe(&self.admission, caller, self.export_scorecard(request)).await?.into_inner();
+        let bytes = observe(&self.admission, caller, Cost::Heavy, self.export_scorecard(request)).await?.into_inner();
         let chunks: Vec<Result<v1::FileChunk, Status>> =
             bytes.chunks(EXPORT_CHUNK_BYTES).map(|data| Ok(v1::FileChunk { data: data.to_vec() })).collect();
         Ok(Response::new(tokio_stream::iter(chunks)))
@@ -394,7 +394,7 @@ impl KpiService for KpiApi {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.parent_code, &request.period);
-        observe(&self.admission, caller, self.list_data_issues(request)).await
+        observe(&self.admission, caller, Cost::Heavy, self.list_data_issues(request)).await
     }
 
     async fn get_approval_status(
@@ -404,7 +404,7 @@ impl KpiService for KpiApi {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(&self.admission, caller, self.get_approval_status(request)).await
+        observe(&self.admission, caller, Cost::Light, self.get_approval_status(request)).await
     }
 
     async fn list_revisions(
@@ -414,6 +414,6 @@ impl KpiService for KpiApi {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         record_request(&request.unit_code, &request.period);
-        observe(&self.admission, caller, self.list_revisions(request)).await
+        observe(&self.admission, caller, Cost::Light, self.list_revisions(request)).await
     }
 }

@@ -122,6 +122,7 @@ impl Application {
             .build_v1alpha()?;
         let admission = Admission::new(
             self.config.max_concurrent_calls,
+            self.config.max_concurrent_heavy_calls,
             self.config.max_concurrent_calls_per_token,
             self.tokens.count(),
         );

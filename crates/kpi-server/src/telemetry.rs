@@ -9,7 +9,7 @@ use std::time::Instant;
 use tonic::{Response, Status};
 use tracing_subscriber::EnvFilter;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Cost};
 use crate::auth::Caller;
 use crate::config::LogFormat;
 use crate::errors::ApiError;
@@ -36,15 +36,16 @@ pub fn record_request(unit: &str, period: &str) {
     span.record("period", kpi_core::text::excerpt(period));
 }
 
-/// Admits a call of `caller` (see [`Admission`]), runs its handler, maps its error to a status, and logs
+/// Admits a call of `caller` costing `cost` (see [`Admission`]), runs its handler, maps its error to a status, and logs
 /// the outcome with its duration.
 pub async fn observe<T>(
     admission: &Admission,
     caller: Option<Caller>,
+    cost: Cost,
     handler: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<Response<T>, Status> {
     let started = Instant::now();
-    let result = match admission.admit(caller) {
+    let result = match admission.admit(caller, cost) {
         Ok(_permit) => handler.await.map(Response::new).map_err(Status::from),
         Err(refused) => Err(Status::from(refused)),
     };
