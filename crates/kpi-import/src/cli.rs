@@ -169,7 +169,7 @@ impl Cli {
                         self.lang,
                     )),
                 };
-                let report = run_batch(&store, &reader, &catalog, inputs, &options).await;
+                let report = run_batch(&store, &reader, catalog, inputs, &options).await;
                 say(&format!("\n{}", render_summary(&report, self.lang)));
                 if let Some(path) = &args.report_json {
                     write_json(&report, path)?;

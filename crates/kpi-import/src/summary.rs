@@ -42,8 +42,16 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
     } else {
         ["File", "Status", "Unit", "Period", "Rev", "Errors", "Warnings"]
     };
-    let rows: Vec<[String; 7]> = report
+    // A large batch printed a line per file as it went: the table keeps the files to act on,
+    // and only their rows are built (ten thousand rows of strings would dwarf the batch).
+    let full = report.files.len() <= FULL_TABLE_UP_TO;
+    let shown: Vec<&FileReport> = report
         .files
+        .iter()
+        .filter(|f| full || !f.errors.is_empty() || !f.warnings.is_empty() || f.status == Status::NotStored)
+        .collect();
+    let clean = report.files.len() - shown.len();
+    let rows: Vec<[String; 7]> = shown
         .iter()
         .map(|f| {
             [
@@ -78,14 +86,7 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
     out.push('\n');
     out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
     out.push('\n');
-    // A large batch printed a line per file as it went: the table keeps the files to act on.
-    let full = report.files.len() <= FULL_TABLE_UP_TO;
-    let mut clean = 0;
-    for (row, file) in rows.iter().zip(&report.files) {
-        if !full && file.errors.is_empty() && file.warnings.is_empty() && file.status != Status::NotStored {
-            clean += 1;
-            continue;
-        }
+    for (row, file) in rows.iter().zip(&shown) {
         out.push_str(&line(row));
         out.push('\n');
         for error in &file.errors {

@@ -1,26 +1,23 @@
-//! A batch import: collecting files from paths, folders and zip archives, parsing them in
-//! parallel, rejecting in-batch duplicates, storing each file in its own transaction, and the
-//! batch's report (the front end renders it).
+//! A batch import: collecting files from paths, folders and zip archives, running them
+//! through the read and store passes (`pipeline`), and the batch's report (the front end
+//! renders it).
 //!
 //! One bad file never stops the batch. A missing path or an unreadable folder stops it before
 //! it starts ([`BatchError`]); a database or reader failure midway stops it with a report all
 //! the same, saying which files were stored, which were not, and why ([`BatchReport::stopped`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use kpi_core::{Catalog, Period, UnitCode};
+use kpi_core::{Catalog, Period};
 use kpi_store::Store;
 use serde::Serialize;
 
-use crate::issues::{Lang, Problem, issue};
+use crate::issues::{Lang, Problem};
 use crate::workbook::{MAX_FILE_BYTES, MAX_RATIO, MAX_UNPACKED_BYTES};
-use crate::{
-    FileReport, ImportError, ImportOptions, ParsedFile, SheetReader, Status, WorkerError, file_name_of, parse_file,
-    sha256_hex, store_files,
-};
+use crate::{FileReport, ImportOptions, ParsedFile, SheetReader, Status, pipeline};
 
 /// Extensions taken from folders and archives (a file named on the command line is always
 /// tried, whatever its name).
@@ -234,7 +231,7 @@ fn read_archive(path: &Path, shown: &str) -> Result<Vec<Input>, Problem> {
 }
 
 /// One input's bytes, or the problem that makes it unusable.
-fn input_bytes(source: Source) -> Result<Vec<u8>, Problem> {
+pub(crate) fn input_bytes(source: Source) -> Result<Vec<u8>, Problem> {
     match source {
         Source::Bytes(bytes) => Ok(bytes),
         Source::Unusable(problem) => Err(problem),
@@ -244,79 +241,6 @@ fn input_bytes(source: Source) -> Result<Vec<u8>, Problem> {
             }
             _ => std::fs::read(&path).map_err(|e| Problem::Unreadable { detail: e.to_string() }),
         },
-    }
-}
-
-/// Reads one input and parses it.
-async fn parse_input(
-    reader: &SheetReader,
-    input: Input,
-    catalog: &Catalog,
-    options: &ImportOptions,
-) -> Result<ParsedFile, WorkerError> {
-    let Input { path, source } = input;
-    let bytes = tokio::task::spawn_blocking(move || input_bytes(source))
-        .await
-        .unwrap_or_else(|e| Err(Problem::Unreadable { detail: e.to_string() }));
-    match bytes {
-        Ok(bytes) => parse_file(reader, &path, bytes, catalog, options).await,
-        Err(problem) => Ok(ParsedFile::refused(path, sha256_hex(&[]), &problem, options.lang)),
-    }
-}
-
-/// Parses inputs `jobs` at a time (each read by a worker of `reader`), keeping their order;
-/// `progress` advances as each finishes. Stops at the reader's first failure.
-pub async fn parse_all(
-    reader: &SheetReader,
-    inputs: Vec<Input>,
-    catalog: Arc<Catalog>,
-    options: &ImportOptions,
-    jobs: usize,
-    progress: &Arc<dyn BatchProgress>,
-) -> Result<Vec<ParsedFile>, WorkerError> {
-    let count = inputs.len();
-    let queue = Arc::new(Mutex::new(inputs.into_iter().enumerate().collect::<VecDeque<_>>()));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..jobs.clamp(1, count.max(1)) {
-        let (queue, reader, catalog) = (Arc::clone(&queue), reader.clone(), Arc::clone(&catalog));
-        let (options, progress) = (options.clone(), Arc::clone(progress));
-        tasks.spawn(async move {
-            let mut parsed = Vec::new();
-            loop {
-                let next = queue.lock().ok().and_then(|mut queue| queue.pop_front());
-                let Some((index, input)) = next else { return Ok(parsed) };
-                parsed.push((index, parse_input(&reader, input, &catalog, &options).await?));
-                progress.parsed();
-            }
-        });
-    }
-    let mut slots: Vec<Option<ParsedFile>> = (0..count).map(|_| None).collect();
-    while let Some(finished) = tasks.join_next().await {
-        let parsed = finished.map_err(|e| WorkerError::Task(e.to_string()))??;
-        for (index, file) in parsed {
-            slots[index] = Some(file);
-        }
-    }
-    Ok(slots.into_iter().flatten().collect())
-}
-
-/// Rejects every file whose unit and period another file of the batch also claims.
-pub fn reject_ambiguous(parsed: &mut [ParsedFile], lang: Lang) {
-    let mut by_key: HashMap<(UnitCode, Period), Vec<usize>> = HashMap::new();
-    for (index, file) in parsed.iter().enumerate() {
-        if let Some(key) = file.key() {
-            by_key.entry(key).or_default().push(index);
-        }
-    }
-    for ((unit, period), indexes) in by_key.into_iter().filter(|(_, v)| v.len() > 1) {
-        for &index in &indexes {
-            let others: Vec<String> =
-                indexes.iter().filter(|&&other| other != index).map(|&other| parsed[other].path.clone()).collect();
-            let problem =
-                Problem::AmbiguousInBatch { other: others.join(", "), unit: unit.to_string(), period: period.code() };
-            let name = file_name_of(&parsed[index].path).to_owned();
-            parsed[index].reject(issue(lang, &name, "", "", &problem));
-        }
     }
 }
 
@@ -347,29 +271,29 @@ pub struct BatchOptions {
     pub progress: Arc<dyn BatchProgress>,
 }
 
-/// Runs a whole batch: parse in parallel, reject ambiguous files, store each file, then list
-/// the missing units of every period seen. A database or reader failure midway stops the
-/// batch, and the report says so ([`BatchReport::stopped`]): it is returned either way.
+/// Runs a whole batch: read every file (on the parse workers, in parallel), reject files that
+/// claim the same unit and period, store the rest, then list the missing units of every
+/// period seen. Memory stays bounded by the files in flight, whatever the size of the batch
+/// (see `pipeline`). A database or reader failure midway stops the batch, and the report says
+/// so ([`BatchReport::stopped`]): it is returned either way.
 pub async fn run_batch(
     store: &Store,
     reader: &SheetReader,
-    catalog: &Catalog,
+    catalog: Arc<Catalog>,
     inputs: Vec<Input>,
     options: &BatchOptions,
 ) -> BatchReport {
-    let lang = options.import.lang;
     let paths: Vec<String> = inputs.iter().map(|input| input.path.clone()).collect();
-    let catalog = Arc::new(catalog.clone());
-    let mut parsed = match parse_all(reader, inputs, catalog, &options.import, options.jobs, &options.progress).await {
-        Ok(parsed) => parsed,
+    let read = pipeline::read_all(reader, inputs, &catalog, &options.import, options.jobs, &options.progress).await;
+    let read = match read {
+        Ok(read) => read,
         Err(error) => {
             options.progress.done();
-            return stopped_before_storing(paths, &ImportError::from(error), options.import.lang);
+            return stopped_before_storing(paths, error.to_string(), options.import.lang);
         }
     };
-    reject_ambiguous(&mut parsed, lang);
     options.progress.storing();
-    let mut report = store_all(store, parsed, options).await;
+    let mut report = pipeline::store_all(store, read, paths, &catalog, options).await;
     options.progress.done();
     if report.stopped.is_none()
         && let Err(error) = list_missing(store, &mut report, options.import.dry_run).await
@@ -418,42 +342,11 @@ async fn judge_timeliness(store: &Store, report: &mut BatchReport) -> Result<(),
 }
 
 /// The report of a batch whose reading failed: nothing was stored.
-fn stopped_before_storing(paths: Vec<String>, error: &ImportError, lang: Lang) -> BatchReport {
-    let reason = error.to_string();
+fn stopped_before_storing(paths: Vec<String>, reason: String, lang: Lang) -> BatchReport {
     let problem = Problem::ReaderFailed { detail: reason.clone() };
     let files =
         paths.into_iter().map(|path| ParsedFile::refused(path, String::new(), &problem, lang).not_stored()).collect();
     BatchReport { files, stopped: Some(reason), ..BatchReport::default() }
-}
-
-/// Files stored per transaction: the commit and the ancestors' totals are paid once per
-/// group, each file keeps its own savepoint, and a file is reported stored only once its
-/// group committed.
-const FILES_PER_COMMIT: usize = 200;
-
-/// Stores the files group by group, telling the progress of each once its group committed;
-/// after a database failure the remaining files are reported `not_stored`.
-async fn store_all(store: &Store, parsed: Vec<ParsedFile>, options: &BatchOptions) -> BatchReport {
-    let mut report = BatchReport::default();
-    let mut files = parsed.into_iter().peekable();
-    while files.peek().is_some() {
-        let group: Vec<ParsedFile> = files.by_ref().take(FILES_PER_COMMIT).collect();
-        let reports = if report.stopped.is_some() {
-            group.into_iter().map(ParsedFile::not_stored).collect()
-        } else {
-            let (reports, failure) = store_files(store, group, &options.import).await;
-            if let Some(error) = failure {
-                tracing::error!(%error, "the batch stops: the database failed");
-                report.stopped = Some(error.to_string());
-            }
-            reports
-        };
-        for file_report in reports {
-            options.progress.finished(&file_report);
-            report.files.push(file_report);
-        }
-    }
-    report
 }
 
 /// Fills in, per period seen, the expected units that have no report (in a dry run, none from

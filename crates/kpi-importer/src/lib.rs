@@ -11,7 +11,8 @@
 //! - [`report`]: cells → a validated report, or every error of the file;
 //! - [`issues`]: error codes and their Vietnamese and English messages;
 //! - [`checks`]: the catalog's rules and outliers, checked against the store's figures;
-//! - [`batch`]: files, folders and zips, parallel parsing, storing, the batch's report;
+//! - [`batch`]: files, folders and zips, and the batch's report;
+//! - `pipeline` and [`spill`]: a batch's read and store passes, in bounded memory;
 //! - [`template`]: the blank template, demo data and test workbooks.
 
 pub mod batch;
@@ -20,7 +21,9 @@ pub mod checks;
 pub mod hostile;
 pub mod isolation;
 pub mod issues;
+mod pipeline;
 pub mod report;
+pub mod spill;
 pub mod template;
 pub mod workbook;
 
@@ -225,19 +228,40 @@ pub async fn parse_file(
     catalog: &Catalog,
     options: &ImportOptions,
 ) -> Result<ParsedFile, WorkerError> {
+    Ok(read_file(reader, path.to_owned(), bytes).await?.check(catalog, options))
+}
+
+/// A file as its reader gave it: the cells of its sheets, or the reader's problem with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadFile {
+    pub path: String,
+    pub sha256: String,
+    pub sheets: isolation::protocol::Answer,
+}
+
+/// Reads one file's cells with `reader`; the error is the reader's own failure.
+pub async fn read_file(reader: &SheetReader, path: String, bytes: Vec<u8>) -> Result<ReadFile, WorkerError> {
     let sha256 = sha256_hex(&bytes);
     let sheets = reader.read(Arc::new(bytes)).await?;
-    // The rules are this crate's own bounded code, but a bug in one must still cost one file,
-    // not a batch or an upload connection.
-    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        parse_sheets(file_name_of(path), sheets, catalog, &options.overrides(), options.lang)
-    }));
-    match checked {
-        Ok(result) => Ok(ParsedFile { path: path.to_owned(), sha256, result }),
-        Err(_) => {
-            tracing::error!(path, "the report rules panicked on a file; it is rejected");
-            let problem = issues::Problem::ReaderFailed { detail: "the report rules failed on it".into() };
-            Ok(ParsedFile::refused(path.to_owned(), sha256, &problem, options.lang))
+    Ok(ReadFile { path, sha256, sheets })
+}
+
+impl ReadFile {
+    /// Holds the cells to the report contract and the catalog. The same cells always give
+    /// the same result.
+    pub fn check(&self, catalog: &Catalog, options: &ImportOptions) -> ParsedFile {
+        // The rules are this crate's own bounded code, but a bug in one must still cost one
+        // file, not a batch or an upload connection.
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            parse_sheets(file_name_of(&self.path), &self.sheets, catalog, &options.overrides(), options.lang)
+        }));
+        match checked {
+            Ok(result) => ParsedFile { path: self.path.clone(), sha256: self.sha256.clone(), result },
+            Err(_) => {
+                tracing::error!(path = self.path, "the report rules panicked on a file; it is rejected");
+                let problem = issues::Problem::ReaderFailed { detail: "the report rules failed on it".into() };
+                ParsedFile::refused(self.path.clone(), self.sha256.clone(), &problem, options.lang)
+            }
         }
     }
 }

@@ -62,14 +62,14 @@ pub fn parse_workbook(
     overrides: &Overrides,
     lang: Lang,
 ) -> Result<ParsedReport, Rejected> {
-    parse_sheets(file_name, read_sheets(bytes), catalog, overrides, lang)
+    parse_sheets(file_name, &read_sheets(bytes), catalog, overrides, lang)
 }
 
 /// Validates a workbook already read into cells (by a worker process or in this process), or
 /// rejects it with the problem its reading ran into. Pure, and linear in the cells that exist.
 pub fn parse_sheets(
     file_name: &str,
-    sheets: Result<Vec<SheetCells>, Problem>,
+    sheets: &Result<Vec<SheetCells>, Problem>,
     catalog: &Catalog,
     overrides: &Overrides,
     lang: Lang,
@@ -83,7 +83,7 @@ pub fn parse_sheets(
             warnings: Vec::new(),
         }
     };
-    let sheets = sheets.map_err(whole_file)?;
+    let sheets = sheets.as_ref().map_err(|problem| whole_file(problem.clone()))?;
     let Some((sheet, header_row, header_col)) =
         sheets.iter().find_map(|sheet| find_header(sheet).map(|(row, col)| (sheet, row, col)))
     else {

@@ -222,7 +222,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> (String, Vec<u8>) {
 /// The outcome of one file: `accepted`, or its first error code.
 async fn outcome(reader: &SheetReader, catalog: &Catalog, bytes: Vec<u8>) -> (String, String) {
     let sheets = reader.read(Arc::new(bytes)).await.expect("the worker pool itself never fails");
-    match parse_sheets("fuzz", sheets, catalog, &Default::default(), Lang::En) {
+    match parse_sheets("fuzz", &sheets, catalog, &Default::default(), Lang::En) {
         Ok(_) => ("accepted".into(), String::new()),
         Err(rejected) => {
             let error = rejected.errors.into_iter().next().expect("a rejected file has an error");

@@ -607,7 +607,7 @@ async fn a_batch_of_folders_and_zips_with_ambiguous_files() {
     std::fs::write(dir.join("more.zip"), archive).unwrap();
 
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
-    let report = run_batch(&store, &reader, &catalog, inputs, &batch_options(false)).await;
+    let report = run_batch(&store, &reader, std::sync::Arc::new(catalog.clone()), inputs, &batch_options(false)).await;
     let statuses: Vec<(String, Status, Vec<&str>)> = report
         .files
         .iter()
@@ -643,7 +643,7 @@ async fn demo_data_imports_cleanly() {
     let written = write_demo_data(&catalog, &dir, &[2023, 2024]).unwrap();
     assert_eq!(written.len(), 2 * catalog.units.iter().filter(|u| !u.reports.is_empty()).count());
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
-    let report = run_batch(&store, &reader, &catalog, inputs, &batch_options(false)).await;
+    let report = run_batch(&store, &reader, std::sync::Arc::new(catalog.clone()), inputs, &batch_options(false)).await;
     for file in &report.files {
         assert_eq!(file.status, Status::Accepted, "{file:?}");
         assert!(file.warnings.is_empty(), "{file:?}");
@@ -676,7 +676,7 @@ async fn samples_import_and_match_the_published_totals() {
     let catalog = catalog();
     let start = Instant::now();
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
-    let report = run_batch(&store, &reader, &catalog, inputs, &batch_options(false)).await;
+    let report = run_batch(&store, &reader, std::sync::Arc::new(catalog.clone()), inputs, &batch_options(false)).await;
     eprintln!("imported {} sample files in {:?}", report.files.len(), start.elapsed());
     assert_eq!(report.files.len(), 26);
     for file in &report.files {
@@ -721,6 +721,6 @@ async fn samples_import_and_match_the_published_totals() {
     }
 
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
-    let again = run_batch(&store, &reader, &catalog, inputs, &batch_options(false)).await;
+    let again = run_batch(&store, &reader, std::sync::Arc::new(catalog.clone()), inputs, &batch_options(false)).await;
     assert_eq!(again.files.iter().filter(|f| f.status == Status::Unchanged).count(), 26);
 }

@@ -107,7 +107,7 @@ async fn hostile_files_in_a_batch_leave_the_good_ones_accepted() {
     }
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
     let batch = BatchOptions { import: options(), jobs: 2, progress: Arc::new(Silent) };
-    let report = run_batch(&store, &reader, &catalog, inputs, &batch).await;
+    let report = run_batch(&store, &reader, Arc::new(catalog.clone()), inputs, &batch).await;
     assert_eq!(report.stopped, None);
     for file in &report.files {
         let name = file.path.rsplit('/').next().unwrap();

@@ -1,0 +1,239 @@
+//! A batch's two passes, in memory bounded by the files in flight, not by the batch.
+//!
+//! 1. **Read**: every input is read by the parse workers and held to the report contract,
+//!    `jobs` at a time, in batch order. A readable report is spilled to disk ([`Spill`]) and
+//!    only its unit and period are kept; a rejected file is kept as it is (its errors belong
+//!    to the batch's report anyway).
+//! 2. **Store**: with every file's unit and period known, files that share them are rejected
+//!    as ambiguous; the others are read back one at a time, checked again (the same cells give
+//!    the same report) and stored in groups of [`FILES_PER_COMMIT`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use kpi_core::{Catalog, Period, UnitCode};
+use kpi_store::Store;
+
+use crate::batch::{BatchOptions, BatchProgress, BatchReport, Input, input_bytes};
+use crate::issues::{Lang, Problem, issue};
+use crate::spill::{Spill, SpillError, SpillRecords};
+use crate::{
+    ImportOptions, ParsedFile, ReadFile, SheetReader, WorkerError, file_name_of, read_file, sha256_hex, store_files,
+};
+
+/// Files stored per transaction: the commit and the ancestors' totals are paid once per
+/// group, each file keeps its own savepoint, and a file is reported stored only once its
+/// group committed.
+const FILES_PER_COMMIT: usize = 200;
+
+/// Why the read pass stopped: the reader or the spill file failed, not a file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadPassError {
+    #[error(transparent)]
+    Reader(#[from] WorkerError),
+    #[error(transparent)]
+    Spill(#[from] SpillError),
+}
+
+/// What the read pass leaves for the store pass.
+#[derive(Debug)]
+pub struct ReadPass {
+    /// The readable reports, in batch order.
+    spilled: SpillRecords,
+    /// The rejected files, by position in the batch.
+    rejected: HashMap<usize, ParsedFile>,
+    /// Each file's unit and period, when it is a readable report.
+    keys: Vec<Option<(UnitCode, Period)>>,
+}
+
+/// Reads and checks every input, `jobs` at a time; `progress` advances as each finishes.
+/// At most twice `jobs` files are in memory at once.
+pub async fn read_all(
+    reader: &SheetReader,
+    inputs: Vec<Input>,
+    catalog: &Arc<Catalog>,
+    options: &ImportOptions,
+    jobs: usize,
+    progress: &Arc<dyn BatchProgress>,
+) -> Result<ReadPass, ReadPassError> {
+    let window = jobs.max(1) * 2;
+    let mut spill = Spill::create()?;
+    let mut rejected = HashMap::new();
+    let mut keys = Vec::with_capacity(inputs.len());
+    let mut in_flight = VecDeque::with_capacity(window);
+    let mut inputs = inputs.into_iter();
+    loop {
+        while in_flight.len() < window
+            && let Some(input) = inputs.next()
+        {
+            let task = read_input(reader.clone(), input, Arc::clone(catalog), options.clone());
+            in_flight.push_back(tokio::spawn(task));
+        }
+        let Some(next) = in_flight.pop_front() else { break };
+        let outcome = match next.await {
+            Ok(outcome) => outcome,
+            Err(error) => Err(WorkerError::Task(error.to_string())),
+        };
+        let kept = outcome.map_err(ReadPassError::from).and_then(|(parsed, read)| {
+            progress.parsed();
+            match (parsed.key(), read) {
+                (Some(key), Some(read)) => {
+                    spill.push(&read)?;
+                    keys.push(Some(key));
+                }
+                _ => {
+                    rejected.insert(keys.len(), parsed);
+                    keys.push(None);
+                }
+            }
+            Ok(())
+        });
+        if let Err(error) = kept {
+            in_flight.iter().for_each(|task| task.abort());
+            return Err(error);
+        }
+    }
+    Ok(ReadPass { spilled: spill.into_records()?, rejected, keys })
+}
+
+/// Reads one input and checks it; the read cells come back with a readable report.
+async fn read_input(
+    reader: SheetReader,
+    input: Input,
+    catalog: Arc<Catalog>,
+    options: ImportOptions,
+) -> Result<(ParsedFile, Option<ReadFile>), WorkerError> {
+    let Input { path, source } = input;
+    let bytes = tokio::task::spawn_blocking(move || input_bytes(source))
+        .await
+        .unwrap_or_else(|e| Err(Problem::Unreadable { detail: e.to_string() }));
+    match bytes {
+        Ok(bytes) => {
+            let read = read_file(&reader, path, bytes).await?;
+            Ok((read.check(&catalog, &options), Some(read)))
+        }
+        Err(problem) => Ok((ParsedFile::refused(path, sha256_hex(&[]), &problem, options.lang), None)),
+    }
+}
+
+/// Stores the files group by group, in batch order, telling the progress of each once its
+/// group committed; after a database or spill failure the remaining files are `not_stored`.
+pub async fn store_all(
+    store: &Store,
+    pass: ReadPass,
+    paths: Vec<String>,
+    catalog: &Catalog,
+    options: &BatchOptions,
+) -> BatchReport {
+    let lang = options.import.lang;
+    let ReadPass { mut spilled, mut rejected, keys } = pass;
+    let mut ambiguous = ambiguous_files(&keys, &paths);
+    drop(keys);
+    let mut report = BatchReport::default();
+    // Every file gets a report: sized once, not doubled as it grows.
+    report.files.reserve_exact(paths.len());
+    let mut group = Vec::with_capacity(FILES_PER_COMMIT);
+    // Each path is dropped as its file is reached: its report holds its own copy.
+    for (index, path) in paths.into_iter().enumerate() {
+        let mut file = match rejected.remove(&index) {
+            Some(file) => file,
+            None if report.stopped.is_some() => not_read(path, lang),
+            None => match spilled.next_file() {
+                Some(Ok(read)) => read.check(catalog, &options.import),
+                failed => {
+                    let reason = failed
+                        .and_then(Result::err)
+                        .map_or_else(|| "the batch's spill file ended early".to_owned(), |error| error.to_string());
+                    tracing::error!(%reason, "the batch stops: its spill file failed");
+                    report.stopped = Some(reason);
+                    not_read(path, lang)
+                }
+            },
+        };
+        if let Some(problem) = ambiguous.remove(&index) {
+            let name = file_name_of(&file.path).to_owned();
+            file.reject(issue(lang, &name, "", "", &problem));
+        }
+        group.push(file);
+        if group.len() == FILES_PER_COMMIT {
+            store_group(store, std::mem::take(&mut group), options, &mut report).await;
+        }
+    }
+    store_group(store, group, options, &mut report).await;
+    report
+}
+
+/// A file the batch never got back to: reported `not_stored` with the batch's stop.
+fn not_read(path: String, lang: Lang) -> ParsedFile {
+    let problem = Problem::ReaderFailed { detail: "the batch stopped before this file".into() };
+    ParsedFile::refused(path, String::new(), &problem, lang)
+}
+
+/// Stores one group (or, once the batch has stopped, reports it `not_stored`).
+async fn store_group(store: &Store, group: Vec<ParsedFile>, options: &BatchOptions, report: &mut BatchReport) {
+    if group.is_empty() {
+        return;
+    }
+    let reports = if report.stopped.is_some() {
+        group.into_iter().map(ParsedFile::not_stored).collect()
+    } else {
+        let (reports, failure) = store_files(store, group, &options.import).await;
+        if let Some(error) = failure {
+            tracing::error!(%error, "the batch stops: the database failed");
+            report.stopped = Some(error.to_string());
+        }
+        reports
+    };
+    for file_report in reports {
+        options.progress.finished(&file_report);
+        report.files.push(file_report);
+    }
+}
+
+/// The files whose unit and period another file of the batch also claims, each with the
+/// problem naming the others.
+fn ambiguous_files(keys: &[Option<(UnitCode, Period)>], paths: &[String]) -> HashMap<usize, Problem> {
+    let mut by_key: HashMap<&(UnitCode, Period), Vec<usize>> = HashMap::new();
+    for (index, key) in keys.iter().enumerate() {
+        if let Some(key) = key {
+            by_key.entry(key).or_default().push(index);
+        }
+    }
+    let mut problems = HashMap::new();
+    for ((unit, period), indexes) in by_key.into_iter().filter(|(_, indexes)| indexes.len() > 1) {
+        for &index in &indexes {
+            let others: Vec<&str> = indexes
+                .iter()
+                .filter(|&&other| other != index)
+                .filter_map(|&other| paths.get(other).map(String::as_str))
+                .collect();
+            let problem =
+                Problem::AmbiguousInBatch { other: others.join(", "), unit: unit.to_string(), period: period.code() };
+            problems.insert(index, problem);
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_sharing_a_unit_and_period_name_each_other() -> Result<(), Box<dyn std::error::Error>> {
+        let key = |unit: &str, year| -> Result<_, Box<dyn std::error::Error>> {
+            Ok(Some((UnitCode::parse(unit)?, Period::Year(year))))
+        };
+        let keys = vec![key("BOCBO", 2022)?, None, key("BOCBO", 2023)?, key("BOCBO", 2022)?, key("BOCBO", 2022)?];
+        let paths: Vec<String> = ["a.xlsx", "b.xlsx", "c.xlsx", "d.xlsx", "e.xlsx"].map(String::from).to_vec();
+        let problems = ambiguous_files(&keys, &paths);
+        let mut indexes: Vec<usize> = problems.keys().copied().collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, vec![0, 3, 4]);
+        assert!(
+            matches!(problems.get(&3), Some(Problem::AmbiguousInBatch { other, .. }) if other == "a.xlsx, e.xlsx"),
+            "{problems:?}"
+        );
+        Ok(())
+    }
+}
