@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let outcome = tokio::runtime::Builder::new_multi_thread()
+    let outcome = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)

@@ -31,6 +31,11 @@ pub struct FloorArgs {
     /// Folders (searched recursively) of .xlsx/.xls/.ods/.xlsb files.
     #[arg(required = true)]
     pub folders: Vec<PathBuf>,
+    /// Also time, in this process and on the same files, the importer's own stages: the
+    /// pre-checks (`sniff`) and the whole reading into cells (`read_sheets`, pre-checks
+    /// included), each as a ratio to the floor.
+    #[arg(long)]
+    pub stages: bool,
 }
 
 #[derive(Debug, Args)]

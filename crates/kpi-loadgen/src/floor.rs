@@ -1,7 +1,8 @@
 //! `kpi-loadgen floor`: what reading a corpus costs with calamine alone, the floor the importer
 //! is measured against. Each file is opened with `open_workbook_auto_from_rs` and every cell of
 //! every sheet is visited, one file after the other, in this process: the corpus is the
-//! project's own, trusted, never a user's upload.
+//! project's own, trusted, never a user's upload. With `--stages`, the importer's own reading
+//! is timed the same way, to show where its time goes.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,23 @@ pub fn run(args: &FloorArgs) -> Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     println!("calamine floor: {} files, {cells} non-empty cells in {seconds:.2} s", files.len());
+    if args.stages {
+        let sniffing = time_stage(&files, |bytes| kpi_importer::workbook::sniff(bytes).is_ok())?;
+        println!("importer pre-checks (sniff): {sniffing:.2} s, {:.2}× floor", sniffing / seconds);
+        let reading = time_stage(&files, |bytes| kpi_importer::workbook::read_sheets(bytes).is_ok())?;
+        println!("importer reading (read_sheets): {reading:.2} s, {:.2}× floor", reading / seconds);
+    }
     Ok(())
+}
+
+/// Seconds `stage` takes over every file, one after the other; every file must pass it.
+fn time_stage(files: &[PathBuf], stage: impl Fn(&[u8]) -> bool) -> Result<f64> {
+    let started = Instant::now();
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
+        anyhow::ensure!(stage(&bytes), "{} failed the importer's stage", file.display());
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
 
 fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {

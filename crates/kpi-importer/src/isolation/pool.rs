@@ -62,8 +62,13 @@ impl WorkerPool {
         };
         match tokio::time::timeout(self.config.deadline, worker.exchange(workbook)).await {
             Ok(Ok(answer)) => {
+                // Free the worker before decoding, so the next file reaches it at once: this
+                // process decodes while the worker reads.
                 self.release(worker);
-                Ok(answer)
+                Ok(protocol::decode_answer(&answer).unwrap_or_else(|error| {
+                    tracing::warn!(%error, "a parse worker answered with a malformed frame");
+                    Err(Problem::ReaderFailed { detail: "its reader answered with a malformed frame".into() })
+                }))
             }
             Ok(Err(broken)) => {
                 let detail = worker.death(&broken).await;
@@ -137,10 +142,10 @@ impl Worker {
         protocol::decode_ready(&ready).map_err(std::io::Error::other)
     }
 
-    async fn exchange(&mut self, workbook: &[u8]) -> std::io::Result<Answer> {
+    /// Sends one workbook and returns the worker's answer, still encoded.
+    async fn exchange(&mut self, workbook: &[u8]) -> std::io::Result<Vec<u8>> {
         write_frame(&mut self.stdin, &protocol::encode_request(workbook)).await?;
-        let answer = read_frame(&mut self.stdout).await?;
-        protocol::decode_answer(&answer).map_err(std::io::Error::other)
+        read_frame(&mut self.stdout).await
     }
 
     async fn kill(mut self) {
@@ -194,8 +199,11 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 
 async fn write_frame(output: &mut (impl AsyncWrite + Unpin), payload: &[u8]) -> std::io::Result<()> {
     let prefix = protocol::length_prefix(payload).ok_or_else(|| std::io::Error::other("frame too large"))?;
-    output.write_all(&prefix).await?;
-    output.write_all(payload).await?;
+    // One write: a frame is small, and a second system call per file costs more than the copy.
+    let mut frame = Vec::with_capacity(prefix.len() + payload.len());
+    frame.extend_from_slice(&prefix);
+    frame.extend_from_slice(payload);
+    output.write_all(&frame).await?;
     output.flush().await
 }
 
