@@ -64,15 +64,6 @@ impl Spill {
         Ok(())
     }
 
-    /// How many files have been written.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// Ends writing; the records can then be read from the first.
     pub fn into_records(self) -> Result<SpillRecords, SpillError> {
         let Spill { writer, folder, count } = self;
@@ -133,7 +124,6 @@ mod tests {
         for file in &written {
             spill.push(file)?;
         }
-        assert_eq!(spill.len(), 2);
         let mut records = spill.into_records()?;
         let mut read = Vec::new();
         while let Some(file) = records.next_file() {
