@@ -1,7 +1,7 @@
 //! Writing imported files as revisions, and reading the revision history.
 //!
 //! A report is one unit's figures for one period; each imported file for it is a revision.
-//! A write is one transaction: the report row is locked (PostgreSQL) or the database is
+//! A group of writes is one transaction: its units' rows are locked (PostgreSQL) or the database is
 //! (SQLite, `BEGIN IMMEDIATE`), the current revision is compared by SHA-256, and a new one
 //! supersedes it. The unique (report, number) index backs this up: a writer that still loses
 //! a race retries, so two importers at once never lose or duplicate a revision.
@@ -23,6 +23,7 @@ use crate::quality::{self, NewDataIssue};
 use crate::snapshot::{Snapshot, UnitInfo};
 use crate::timeliness::owes_report;
 use crate::totals;
+use crate::write_group::{GroupState, ReportState};
 
 /// Attempts at a write that keeps losing races with concurrent writers.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -148,13 +149,14 @@ impl Store {
         let keys: Vec<(&UnitInfo, Period)> =
             revisions.iter().filter_map(|r| snapshot.unit(&r.unit).map(|unit| (unit, r.period))).collect();
         let frozen = approvals::Freezes::load(&txn, &keys).await?;
+        let mut group = GroupState::load(&txn, &snapshot, &keys).await?;
         let today = kpi_core::calendar::local_date(chrono::Utc::now());
         let mut changes = totals::Pending::default();
         let mut outcomes = Vec::with_capacity(revisions.len());
         let mut new_reports = Vec::new();
         for revision in revisions {
             let savepoint = txn.begin().await?;
-            match write_one(&savepoint, &snapshot, revision, &frozen, today).await {
+            match write_one(&savepoint, &snapshot, &mut group, revision, &frozen, today).await {
                 Ok((outcome, file_changes)) => {
                     savepoint.commit().await?;
                     changes.add(file_changes);
@@ -336,17 +338,13 @@ async fn lock_against_rebuilds(txn: &DatabaseTransaction) -> Result<(), StoreErr
 
 /// Locks, on PostgreSQL, the unit's row: writers of one unit take turns, so each computes the
 /// totals' changes from the figures it replaces.
-async fn lock_unit(txn: &DatabaseTransaction, unit_id: i32) -> Result<(), StoreError> {
-    let sql = "SELECT id FROM units WHERE id = $1 FOR UPDATE";
-    txn.query_one_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, [unit_id.into()])).await?;
-    Ok(())
-}
-
 /// Writes one file's revision inside `txn` (its savepoint) and says what it changes in the
-/// totals; nothing is written when the file equals the current revision.
+/// totals; nothing is written when the file equals the current revision. `group` is read
+/// for the report's state and updated only once every statement succeeded.
 async fn write_one(
     txn: &DatabaseTransaction,
     snapshot: &Snapshot,
+    group: &mut GroupState,
     new: &NewRevision,
     frozen: &approvals::Freezes,
     today: chrono::NaiveDate,
@@ -361,55 +359,29 @@ async fn write_one(
         values.push((indicator.id, value));
     }
     let warnings = serde_json::to_string(&new.warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let period = new.period.code();
-    let backend = txn.get_database_backend();
-    if backend == DbBackend::Postgres {
-        lock_unit(txn, unit.id).await?;
-    }
-    report::Entity::insert(report::ActiveModel {
-        unit_id: Set(unit.id),
-        period: Set(period.clone()),
-        current_revision_id: Set(None),
-        first_accepted_at: Set(None),
-        ..Default::default()
-    })
-    .on_conflict_do_nothing_on([report::Column::UnitId, report::Column::Period])
-    .exec(txn)
-    .await?;
-    let report_row = report::Entity::find()
-        .filter(report::Column::UnitId.eq(unit.id))
-        .filter(report::Column::Period.eq(&period))
-        .one(txn)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("report {} {period} vanished inside its transaction", new.unit)))?;
-
-    if let Some(current_id) = report_row.current_revision_id {
-        let current = revision::Entity::find_by_id(current_id)
-            .one(txn)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("report {} {period} points at a missing revision", new.unit)))?;
-        if current.sha256 == new.sha256 {
-            return Ok((WriteOutcome::Unchanged { revision: current.number }, Vec::new()));
-        }
+    let report = group.report(unit.id, new.period)?;
+    if let Some((number, sha256)) = &report.current
+        && *sha256 == new.sha256
+    {
+        return Ok((WriteOutcome::Unchanged { revision: *number }, Vec::new()));
     }
     if let Some(freeze) = frozen.freeze(snapshot, unit, new.period, today)? {
         return Ok((WriteOutcome::Frozen(freeze), Vec::new()));
     }
-    let latest = revision::Entity::find()
-        .filter(revision::Column::ReportId.eq(report_row.id))
-        .order_by_desc(revision::Column::Number)
-        .one(txn)
-        .await?;
-    let number = latest.map_or(1, |r| r.number + 1);
+    let number = report.latest + 1;
+    let (report_row, had_current) = (report.row.clone(), report.current.is_some());
     let figures: Vec<(i32, Figure)> = values.iter().map(|(id, value)| (*id, value.figure)).collect();
-    let changes = totals::report_changes(txn, snapshot, unit, new.period, &figures).await?;
+    let mut unit_figures = group.figures(unit.id);
+    let changes = totals::report_changes(snapshot, unit, new.period, &mut unit_figures, &figures)?;
 
-    revision::Entity::update_many()
-        .col_expr(revision::Column::Status, sea_orm::sea_query::Expr::value("superseded"))
-        .filter(revision::Column::ReportId.eq(report_row.id))
-        .filter(revision::Column::Status.eq("current"))
-        .exec(txn)
-        .await?;
+    if had_current {
+        revision::Entity::update_many()
+            .col_expr(revision::Column::Status, sea_orm::sea_query::Expr::value("superseded"))
+            .filter(revision::Column::ReportId.eq(report_row.id))
+            .filter(revision::Column::Status.eq("current"))
+            .exec(txn)
+            .await?;
+    }
     let stored = revision::ActiveModel {
         report_id: Set(report_row.id),
         number: Set(number),
@@ -457,7 +429,8 @@ async fn write_one(
     if first_revision {
         report_update.first_accepted_at = Set(Some(stored.imported_at));
     }
-    report_update.update(txn).await?;
+    let row = report_update.update(txn).await?;
+    group.written(ReportState { row, current: Some((number, new.sha256.clone())), latest: number }, unit_figures);
     Ok((WriteOutcome::Created { revision: number }, changes))
 }
 

@@ -26,7 +26,7 @@ const UPSERT_BATCH: usize = 1000;
 const REBUILD_BATCH: usize = 500;
 
 /// Per unit id, per indicator id, the unit's current figures by period.
-type FiguresByUnit = HashMap<i32, HashMap<i32, Reported>>;
+pub(crate) type FiguresByUnit = HashMap<i32, HashMap<i32, Reported>>;
 
 /// One pending change to the totals of (unit, indicator, period).
 pub(crate) type Change = (i32, i32, Period, TotalsChange);
@@ -113,27 +113,38 @@ fn changes_for_unit(
 }
 
 /// The changes to the totals when `unit`'s report for `period` gets `values` (indicator id,
-/// figure) as its current figures; read inside the revision's transaction, before it changes
-/// the report.
-pub(crate) async fn report_changes(
-    conn: &impl ConnectionTrait,
+/// figure) as its current figures, given the unit's current figures `current` (at least those
+/// of the period's year); `current` then holds the new figures.
+pub(crate) fn report_changes(
     snapshot: &Snapshot,
     unit: &UnitInfo,
     period: Period,
+    current: &mut HashMap<i32, Reported>,
     values: &[(i32, Figure)],
 ) -> Result<Vec<Change>, StoreError> {
-    let year_codes: Vec<String> =
-        Period::Year(period.year()).with_descendants().into_iter().map(Period::code).collect();
-    let old =
-        current_figures_of(conn, snapshot, &[unit.id], Some(&year_codes)).await?.remove(&unit.id).unwrap_or_default();
-    let mut new = old.clone();
-    for reported in new.values_mut() {
+    let year = period.year();
+    let of_year = |figures: &HashMap<i32, Reported>| -> HashMap<i32, Reported> {
+        figures
+            .iter()
+            .map(|(&indicator_id, reported)| {
+                (indicator_id, reported.iter().filter(|(p, _)| p.year() == year).map(|(&p, &f)| (p, f)).collect())
+            })
+            .collect()
+    };
+    let old = of_year(current);
+    for reported in current.values_mut() {
         reported.remove(&period);
     }
     for &(indicator_id, figure) in values {
-        new.entry(indicator_id).or_default().insert(period, figure);
+        current.entry(indicator_id).or_default().insert(period, figure);
     }
-    changes_for_unit(snapshot, unit, &old, &new)
+    changes_for_unit(snapshot, unit, &old, &of_year(current))
+}
+
+/// The codes of `period`'s year and every period inside it: what a report for `period` can
+/// change the totals of.
+pub(crate) fn year_codes(period: Period) -> Vec<String> {
+    Period::Year(period.year()).with_descendants().into_iter().map(Period::code).collect()
 }
 
 /// The changes of a group of writes, summed per total, applied once before the group commits:
