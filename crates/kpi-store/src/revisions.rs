@@ -175,6 +175,7 @@ impl Store {
                 }
             }
         }
+        group.save_reports(&txn).await?;
         changes.apply(&txn).await?;
         approvals::count_new_reports(&txn, &new_reports).await?;
         txn.commit().await?;
@@ -340,7 +341,8 @@ async fn lock_against_rebuilds(txn: &DatabaseTransaction) -> Result<(), StoreErr
 /// totals' changes from the figures it replaces.
 /// Writes one file's revision inside `txn` (its savepoint) and says what it changes in the
 /// totals; nothing is written when the file equals the current revision. `group` is read
-/// for the report's state and updated only once every statement succeeded.
+/// for the report's state and updated only once every statement succeeded; the report's row
+/// is saved with the group's (`GroupState::save_reports`).
 async fn write_one(
     txn: &DatabaseTransaction,
     snapshot: &Snapshot,
@@ -423,14 +425,11 @@ async fn write_one(
     if number > 1 || !new.data_issues.is_empty() {
         quality::replace_open_issues(txn, unit.id, new.period, &new.data_issues).await?;
     }
-    let first_revision = report_row.first_accepted_at.is_none();
-    let mut report_update: report::ActiveModel = report_row.into();
-    report_update.current_revision_id = Set(Some(stored.id));
-    if first_revision {
-        report_update.first_accepted_at = Set(Some(stored.imported_at));
-    }
-    let row = report_update.update(txn).await?;
-    group.written(ReportState { row, current: Some((number, new.sha256.clone())), latest: number }, unit_figures);
+    let mut row = report_row;
+    row.current_revision_id = Some(stored.id);
+    row.first_accepted_at = row.first_accepted_at.or(Some(stored.imported_at));
+    let report = ReportState { row, current: Some((number, new.sha256.clone())), latest: number };
+    group.written(new.period, report, unit_figures);
     Ok((WriteOutcome::Created { revision: number }, changes))
 }
 

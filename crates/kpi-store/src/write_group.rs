@@ -16,6 +16,9 @@ use crate::error::StoreError;
 use crate::snapshot::{Snapshot, UnitInfo};
 use crate::totals;
 
+/// Report rows per saving statement: 5 parameters each, well under every backend's limit.
+const REPORTS_PER_STATEMENT: usize = 500;
+
 /// One report as the group's writes see it.
 #[derive(Debug, Clone)]
 pub(crate) struct ReportState {
@@ -31,6 +34,8 @@ pub(crate) struct ReportState {
 pub(crate) struct GroupState {
     reports: HashMap<(i32, Period), ReportState>,
     figures: totals::FiguresByUnit,
+    /// The reports whose row changed (a new current revision), saved once before the commit.
+    changed: BTreeSet<(i32, Period)>,
 }
 
 impl GroupState {
@@ -44,7 +49,7 @@ impl GroupState {
         let unit_ids: BTreeSet<i32> = keys.iter().map(|(unit, _)| unit.id).collect();
         let periods: BTreeSet<String> = keys.iter().map(|(_, period)| period.code()).collect();
         if keys.is_empty() {
-            return Ok(GroupState { reports: HashMap::new(), figures: HashMap::new() });
+            return Ok(GroupState { reports: HashMap::new(), figures: HashMap::new(), changed: BTreeSet::new() });
         }
         if txn.get_database_backend() == DbBackend::Postgres {
             lock_units(txn, &unit_ids).await?;
@@ -80,7 +85,7 @@ impl GroupState {
         years.dedup();
         let unit_ids: Vec<i32> = unit_ids.into_iter().collect();
         let figures = totals::current_figures_of(txn, snapshot, &unit_ids, Some(&years)).await?;
-        Ok(GroupState { reports, figures })
+        Ok(GroupState { reports, figures, changed: BTreeSet::new() })
     }
 
     /// The report of `unit_id` for `period`; every key the group was loaded with has one.
@@ -95,13 +100,46 @@ impl GroupState {
         self.figures.get(&unit_id).cloned().unwrap_or_default()
     }
 
-    /// Records a written revision and the unit's figures after it, so the group's later files
+    /// Records a written revision (its report row changed in memory, saved by
+    /// [`GroupState::save_reports`]) and the unit's figures after it, so the group's later files
     /// see them.
-    pub(crate) fn written(&mut self, report: ReportState, figures: HashMap<i32, Reported>) {
-        self.figures.insert(report.row.unit_id, figures);
-        if let Ok(period) = Period::parse(&report.row.period) {
-            self.reports.insert((report.row.unit_id, period), report);
+    pub(crate) fn written(&mut self, period: Period, report: ReportState, figures: HashMap<i32, Reported>) {
+        let unit_id = report.row.unit_id;
+        self.figures.insert(unit_id, figures);
+        self.reports.insert((unit_id, period), report);
+        self.changed.insert((unit_id, period));
+    }
+
+    /// Saves the changed report rows (current revision, first arrival) in one statement per
+    /// 500 reports, instead of one per file.
+    pub(crate) async fn save_reports(&self, txn: &DatabaseTransaction) -> Result<(), StoreError> {
+        use report::Column as C;
+        let rows: Vec<&report::Model> =
+            self.changed.iter().filter_map(|key| self.reports.get(key)).map(|report| &report.row).collect();
+        for batch in rows.chunks(REPORTS_PER_STATEMENT) {
+            let mut insert = Query::insert();
+            insert.into_table(report::Entity).columns([
+                C::Id,
+                C::UnitId,
+                C::Period,
+                C::CurrentRevisionId,
+                C::FirstAcceptedAt,
+            ]);
+            for row in batch {
+                insert.values_panic([
+                    row.id.into(),
+                    row.unit_id.into(),
+                    row.period.clone().into(),
+                    row.current_revision_id.into(),
+                    row.first_accepted_at.into(),
+                ]);
+            }
+            insert.on_conflict(
+                OnConflict::column(C::Id).update_columns([C::CurrentRevisionId, C::FirstAcceptedAt]).to_owned(),
+            );
+            txn.execute(&insert).await?;
         }
+        Ok(())
     }
 }
 
