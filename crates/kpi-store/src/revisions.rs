@@ -1,17 +1,17 @@
 //! Writing imported files as revisions, and reading the revision history.
 //!
 //! A report is one unit's figures for one period; each imported file for it is a revision.
-//! A group of writes is one transaction: its units' rows are locked (PostgreSQL) or the database is
-//! (SQLite, `BEGIN IMMEDIATE`), the current revision is compared by SHA-256, and a new one
-//! supersedes it. The unique (report, number) index backs this up: a writer that still loses
+//! A group of writes is one transaction: its units' rows are locked (PostgreSQL) or the
+//! database is (SQLite, `BEGIN IMMEDIATE`), each current revision is compared by SHA-256, and
+//! a new one supersedes it. The unique (report, number) index backs this up: a writer that still loses
 //! a race retries, so two importers at once never lose or duplicate a revision.
 
 use std::time::Duration;
 
 use kpi_core::{Figure, IndicatorCode, IndicatorKind, Period, UnitCode};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, TransactionOptions, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -19,11 +19,10 @@ use crate::approvals::{self, Freeze};
 use crate::connection::Store;
 use crate::entity::{report, report_value, revision};
 use crate::error::StoreError;
-use crate::quality::{self, NewDataIssue};
-use crate::snapshot::{Snapshot, UnitInfo};
+use crate::quality::NewDataIssue;
+use crate::snapshot::UnitInfo;
 use crate::timeliness::owes_report;
-use crate::totals;
-use crate::write_group::{GroupState, ReportState};
+use crate::write_group::{self, GroupState};
 
 /// Attempts at a write that keeps losing races with concurrent writers.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -107,11 +106,12 @@ impl Store {
         outcomes.pop().unwrap_or_else(|| Err(StoreError::Corrupt("a write returned no outcome".into())))
     }
 
-    /// Stores several files in one transaction, each inside its own savepoint, so each stays
-    /// all-or-nothing while the commit, and the totals of the ancestors they share, are paid
-    /// once for the group. Files are written in order; the first that fails is rolled back
-    /// alone and ends the group: the outcomes are those of the files attempted, its error
-    /// last, and the files before it are committed. The outer error means nothing was stored.
+    /// Stores several files in one transaction (see `write_group`), so the commit, the
+    /// statements and the totals of the ancestors they share are paid once for the group.
+    /// Files are taken in order; the first that cannot be written (an unknown unit or
+    /// indicator) ends the group: the outcomes are those of the files attempted, its error
+    /// last, and the files before it are committed. The outer error means nothing was stored:
+    /// each file stays all or nothing.
     pub async fn write_revisions(
         &self,
         revisions: &[NewRevision],
@@ -151,35 +151,12 @@ impl Store {
         let frozen = approvals::Freezes::load(&txn, &keys).await?;
         let mut group = GroupState::load(&txn, &snapshot, &keys).await?;
         let today = kpi_core::calendar::local_date(chrono::Utc::now());
-        let mut changes = totals::Pending::default();
-        let mut outcomes = Vec::with_capacity(revisions.len());
-        let mut new_reports = Vec::new();
-        for revision in revisions {
-            let savepoint = txn.begin().await?;
-            match write_one(&savepoint, &snapshot, &mut group, revision, &frozen, today).await {
-                Ok((outcome, file_changes)) => {
-                    savepoint.commit().await?;
-                    changes.add(file_changes);
-                    if outcome == (WriteOutcome::Created { revision: 1 })
-                        && let Some(unit) = snapshot.unit(&revision.unit)
-                    {
-                        new_reports.push((unit, revision.period));
-                    }
-                    outcomes.push(Ok(outcome));
-                }
-                Err(error) if error.is_write_conflict() => return Err(error),
-                Err(error) => {
-                    savepoint.rollback().await?;
-                    outcomes.push(Err(error));
-                    break;
-                }
-            }
-        }
-        group.save_reports(&txn).await?;
-        changes.apply(&txn).await?;
-        approvals::count_new_reports(&txn, &new_reports).await?;
+        let plan = write_group::plan(&snapshot, &mut group, revisions, &frozen, today);
+        plan.write(&txn, &mut group).await?;
+        plan.changes.apply(&txn).await?;
+        approvals::count_new_reports(&txn, &plan.new_reports).await?;
         txn.commit().await?;
-        Ok(outcomes)
+        Ok(plan.outcomes)
     }
 
     /// The current revision of a unit's report for a period, if there is one.
@@ -339,100 +316,6 @@ async fn lock_against_rebuilds(txn: &DatabaseTransaction) -> Result<(), StoreErr
 
 /// Locks, on PostgreSQL, the unit's row: writers of one unit take turns, so each computes the
 /// totals' changes from the figures it replaces.
-/// Writes one file's revision inside `txn` (its savepoint) and says what it changes in the
-/// totals; nothing is written when the file equals the current revision. `group` is read
-/// for the report's state and updated only once every statement succeeded; the report's row
-/// is saved with the group's (`GroupState::save_reports`).
-async fn write_one(
-    txn: &DatabaseTransaction,
-    snapshot: &Snapshot,
-    group: &mut GroupState,
-    new: &NewRevision,
-    frozen: &approvals::Freezes,
-    today: chrono::NaiveDate,
-) -> Result<(WriteOutcome, Vec<totals::Change>), StoreError> {
-    let unit =
-        snapshot.unit(&new.unit).ok_or_else(|| StoreError::Unknown { kind: "unit", code: new.unit.to_string() })?;
-    let mut values = Vec::with_capacity(new.values.len());
-    for value in &new.values {
-        let indicator = snapshot
-            .indicator(&value.indicator)
-            .ok_or_else(|| StoreError::Unknown { kind: "indicator", code: value.indicator.to_string() })?;
-        values.push((indicator.id, value));
-    }
-    let warnings = serde_json::to_string(&new.warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let report = group.report(unit.id, new.period)?;
-    if let Some((number, sha256)) = &report.current
-        && *sha256 == new.sha256
-    {
-        return Ok((WriteOutcome::Unchanged { revision: *number }, Vec::new()));
-    }
-    if let Some(freeze) = frozen.freeze(snapshot, unit, new.period, today)? {
-        return Ok((WriteOutcome::Frozen(freeze), Vec::new()));
-    }
-    let number = report.latest + 1;
-    let (report_row, had_current) = (report.row.clone(), report.current.is_some());
-    let figures: Vec<(i32, Figure)> = values.iter().map(|(id, value)| (*id, value.figure)).collect();
-    let mut unit_figures = group.figures(unit.id);
-    let changes = totals::report_changes(snapshot, unit, new.period, &mut unit_figures, &figures)?;
-
-    if had_current {
-        revision::Entity::update_many()
-            .col_expr(revision::Column::Status, sea_orm::sea_query::Expr::value("superseded"))
-            .filter(revision::Column::ReportId.eq(report_row.id))
-            .filter(revision::Column::Status.eq("current"))
-            .exec(txn)
-            .await?;
-    }
-    let stored = revision::ActiveModel {
-        report_id: Set(report_row.id),
-        number: Set(number),
-        file_name: Set(new.file_name.clone()),
-        sha256: Set(new.sha256.clone()),
-        imported_at: Set(chrono::Utc::now()),
-        imported_by: Set(new.imported_by.clone()),
-        prepared_by: Set(new.prepared_by.clone()),
-        prepared_on: Set(new.prepared_on.clone()),
-        warnings: Set(warnings),
-        status: Set("current".to_owned()),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    if !values.is_empty() {
-        report_value::Entity::insert_many(values.iter().map(|(indicator_id, value)| {
-            let (number, numerator, denominator) = match value.figure {
-                Figure::Count(count) => (Some(count as f64), None, None),
-                Figure::Ratio { numerator, denominator } => {
-                    (Some(value.figure.value()), Some(numerator), Some(denominator))
-                }
-                Figure::Percent(percent) => (Some(percent), None, None),
-            };
-            report_value::ActiveModel {
-                revision_id: Set(stored.id),
-                indicator_id: Set(*indicator_id),
-                value: Set(number),
-                numerator: Set(numerator),
-                denominator: Set(denominator),
-                note: Set(value.note.clone()),
-                ..Default::default()
-            }
-        }))
-        .exec(txn)
-        .await?;
-    }
-    // A new report has no issues to replace: most imports pay nothing here.
-    if number > 1 || !new.data_issues.is_empty() {
-        quality::replace_open_issues(txn, unit.id, new.period, &new.data_issues).await?;
-    }
-    let mut row = report_row;
-    row.current_revision_id = Some(stored.id);
-    row.first_accepted_at = row.first_accepted_at.or(Some(stored.imported_at));
-    let report = ReportState { row, current: Some((number, new.sha256.clone())), latest: number };
-    group.written(new.period, report, unit_figures);
-    Ok((WriteOutcome::Created { revision: number }, changes))
-}
-
 /// Rebuilds a figure from its stored columns, refusing rows that break the kind's shape.
 pub(crate) fn figure_from_columns(
     kind: IndicatorKind,

@@ -1,23 +1,41 @@
-//! What a group of revision writes reads before its first write: the units' locks
-//! (PostgreSQL), their report rows, the reports' revisions and the units' current figures, in
-//! a handful of statements for the whole group instead of five per file. Each write then
-//! keeps it current for the files after it, so a file sees the group's earlier files exactly
-//! as it would have read them back.
+//! A group of revision writes, in a handful of statements whatever its size.
+//!
+//! 1. [`GroupState::load`] reads what the group needs: the units' locks (PostgreSQL), their
+//!    report rows, the reports' revisions and the units' current figures.
+//! 2. [`plan`] decides every file's outcome in memory, in order (unchanged, frozen, or the
+//!    next revision with its changes to the totals), each file seeing the earlier ones as it
+//!    would have read them back. A file that cannot be written (an unknown unit) ends the
+//!    group there, as before.
+//! 3. [`GroupPlan::write`] writes the planned revisions, their values and the reports' new
+//!    current revisions in multi-row statements.
+//!
+//! Every check that can refuse a file runs in step 2, so a statement of step 3 fails only for
+//! the database's own reasons, which roll back the whole group: each file stays all or
+//! nothing, and none is reported stored before the group commits.
 
 use std::collections::{BTreeSet, HashMap};
 
-use kpi_core::Period;
+use chrono::{DateTime, Utc};
+
 use kpi_core::totals::Reported;
+use kpi_core::{Figure, Period};
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter};
 
-use crate::entity::{report, revision, unit};
+use crate::approvals;
+use crate::entity::{report, report_value, revision, unit};
 use crate::error::StoreError;
+use crate::quality;
+use crate::revisions::{NewRevision, NewValue, WriteOutcome};
 use crate::snapshot::{Snapshot, UnitInfo};
 use crate::totals;
 
 /// Report rows per saving statement: 5 parameters each, well under every backend's limit.
 const REPORTS_PER_STATEMENT: usize = 500;
+/// Revisions per insert: 10 parameters each.
+const REVISIONS_PER_STATEMENT: usize = 300;
+/// Values per insert: 6 parameters each.
+const VALUES_PER_STATEMENT: usize = 1000;
 
 /// One report as the group's writes see it.
 #[derive(Debug, Clone)]
@@ -100,19 +118,29 @@ impl GroupState {
         self.figures.get(&unit_id).cloned().unwrap_or_default()
     }
 
-    /// Records a written revision (its report row changed in memory, saved by
+    /// Records a planned revision (its report row changed in memory, saved by
     /// [`GroupState::save_reports`]) and the unit's figures after it, so the group's later files
     /// see them.
-    pub(crate) fn written(&mut self, period: Period, report: ReportState, figures: HashMap<i32, Reported>) {
+    fn written(&mut self, period: Period, report: ReportState, figures: HashMap<i32, Reported>) {
         let unit_id = report.row.unit_id;
         self.figures.insert(unit_id, figures);
         self.reports.insert((unit_id, period), report);
         self.changed.insert((unit_id, period));
     }
 
+    /// Points a report at its revision `number`, once the database gave it `id`; an earlier
+    /// revision of the same group never overrides a later one.
+    fn set_current_revision(&mut self, unit_id: i32, period: Period, number: i32, id: i32) {
+        if let Some(report) = self.reports.get_mut(&(unit_id, period))
+            && report.latest == number
+        {
+            report.row.current_revision_id = Some(id);
+        }
+    }
+
     /// Saves the changed report rows (current revision, first arrival) in one statement per
     /// 500 reports, instead of one per file.
-    pub(crate) async fn save_reports(&self, txn: &DatabaseTransaction) -> Result<(), StoreError> {
+    async fn save_reports(&self, txn: &DatabaseTransaction) -> Result<(), StoreError> {
         use report::Column as C;
         let rows: Vec<&report::Model> =
             self.changed.iter().filter_map(|key| self.reports.get(key)).map(|report| &report.row).collect();
@@ -167,4 +195,230 @@ async fn create_reports(txn: &DatabaseTransaction, keys: &[(&UnitInfo, Period)])
     insert.on_conflict(OnConflict::columns([report::Column::UnitId, report::Column::Period]).do_nothing().to_owned());
     txn.execute(&insert).await?;
     Ok(())
+}
+
+/// A revision the group will write, decided before any statement runs.
+#[derive(Debug)]
+struct PlannedWrite<'a> {
+    new: &'a NewRevision,
+    unit_id: i32,
+    report_id: i32,
+    number: i32,
+    /// The report had a current revision before this one, to mark superseded.
+    had_current: bool,
+    imported_at: DateTime<Utc>,
+    warnings: String,
+    values: Vec<(i32, &'a NewValue)>,
+}
+
+/// Every file's outcome, and what the group will write.
+#[derive(Debug, Default)]
+pub(crate) struct GroupPlan<'a> {
+    pub outcomes: Vec<Result<WriteOutcome, StoreError>>,
+    pub changes: totals::Pending,
+    /// The reports that get their first revision.
+    pub new_reports: Vec<(&'a UnitInfo, Period)>,
+    writes: Vec<PlannedWrite<'a>>,
+}
+
+/// What one file comes to.
+enum Planned<'a> {
+    Outcome(WriteOutcome),
+    Write(PlannedWrite<'a>, Vec<totals::Change>),
+}
+
+/// Decides, in order, what each of `revisions` does; the first that cannot be written ends
+/// the group with its error.
+pub(crate) fn plan<'a>(
+    snapshot: &'a Snapshot,
+    group: &mut GroupState,
+    revisions: &'a [NewRevision],
+    frozen: &approvals::Freezes,
+    today: chrono::NaiveDate,
+) -> GroupPlan<'a> {
+    let mut plan = GroupPlan::default();
+    for new in revisions {
+        match plan_one(snapshot, group, new, frozen, today) {
+            Ok(Planned::Outcome(outcome)) => plan.outcomes.push(Ok(outcome)),
+            Ok(Planned::Write(write, changes)) => {
+                plan.changes.add(changes);
+                if write.number == 1
+                    && let Some(unit) = snapshot.unit(&new.unit)
+                {
+                    plan.new_reports.push((unit, new.period));
+                }
+                plan.outcomes.push(Ok(WriteOutcome::Created { revision: write.number }));
+                plan.writes.push(write);
+            }
+            Err(error) => {
+                plan.outcomes.push(Err(error));
+                break;
+            }
+        }
+    }
+    plan
+}
+
+/// One file's outcome, with the group's state moved past it when it is written.
+fn plan_one<'a>(
+    snapshot: &Snapshot,
+    group: &mut GroupState,
+    new: &'a NewRevision,
+    frozen: &approvals::Freezes,
+    today: chrono::NaiveDate,
+) -> Result<Planned<'a>, StoreError> {
+    let unit =
+        snapshot.unit(&new.unit).ok_or_else(|| StoreError::Unknown { kind: "unit", code: new.unit.to_string() })?;
+    let mut values = Vec::with_capacity(new.values.len());
+    for value in &new.values {
+        let indicator = snapshot
+            .indicator(&value.indicator)
+            .ok_or_else(|| StoreError::Unknown { kind: "indicator", code: value.indicator.to_string() })?;
+        values.push((indicator.id, value));
+    }
+    let warnings = serde_json::to_string(&new.warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let report = group.report(unit.id, new.period)?;
+    if let Some((number, sha256)) = &report.current
+        && *sha256 == new.sha256
+    {
+        return Ok(Planned::Outcome(WriteOutcome::Unchanged { revision: *number }));
+    }
+    if let Some(freeze) = frozen.freeze(snapshot, unit, new.period, today)? {
+        return Ok(Planned::Outcome(WriteOutcome::Frozen(freeze)));
+    }
+    let number = report.latest + 1;
+    let had_current = report.current.is_some();
+    let imported_at = Utc::now();
+    let mut row = report.row.clone();
+    row.first_accepted_at = row.first_accepted_at.or(Some(imported_at));
+    let figures: Vec<(i32, Figure)> = values.iter().map(|(id, value)| (*id, value.figure)).collect();
+    let mut unit_figures = group.figures(unit.id);
+    let changes = totals::report_changes(snapshot, unit, new.period, &mut unit_figures, &figures)?;
+    let report_id = row.id;
+    group.written(
+        new.period,
+        ReportState { row, current: Some((number, new.sha256.clone())), latest: number },
+        unit_figures,
+    );
+    let write = PlannedWrite { new, unit_id: unit.id, report_id, number, had_current, imported_at, warnings, values };
+    Ok(Planned::Write(write, changes))
+}
+
+impl GroupPlan<'_> {
+    /// Writes the planned revisions and their values, marks the revisions they supersede,
+    /// replaces their reports' open data issues where needed and saves the reports' rows.
+    pub(crate) async fn write(&self, txn: &DatabaseTransaction, group: &mut GroupState) -> Result<(), StoreError> {
+        let superseded: BTreeSet<i32> = self.writes.iter().filter(|w| w.had_current).map(|w| w.report_id).collect();
+        if !superseded.is_empty() {
+            revision::Entity::update_many()
+                .col_expr(revision::Column::Status, Expr::value("superseded"))
+                .filter(revision::Column::ReportId.is_in(superseded))
+                .filter(revision::Column::Status.eq("current"))
+                .exec(txn)
+                .await?;
+        }
+        let ids = self.insert_revisions(txn).await?;
+        self.insert_values(txn, &ids).await?;
+        for write in &self.writes {
+            // A new report has no issues to replace: most imports pay nothing here.
+            if write.number > 1 || !write.new.data_issues.is_empty() {
+                quality::replace_open_issues(txn, write.unit_id, write.new.period, &write.new.data_issues).await?;
+            }
+            let id = revision_id(&ids, write)?;
+            group.set_current_revision(write.unit_id, write.new.period, write.number, id);
+        }
+        group.save_reports(txn).await
+    }
+
+    /// Inserts the revisions; each report's last one in the group is current, any earlier
+    /// one already superseded. Returns their ids by (report, number).
+    async fn insert_revisions(&self, txn: &DatabaseTransaction) -> Result<HashMap<(i32, i32), i32>, StoreError> {
+        use revision::Column as C;
+        let last: HashMap<i32, i32> = self.writes.iter().map(|w| (w.report_id, w.number)).collect();
+        let mut ids = HashMap::with_capacity(self.writes.len());
+        for batch in self.writes.chunks(REVISIONS_PER_STATEMENT) {
+            let mut insert = Query::insert();
+            insert.into_table(revision::Entity).columns([
+                C::ReportId,
+                C::Number,
+                C::FileName,
+                C::Sha256,
+                C::ImportedAt,
+                C::ImportedBy,
+                C::PreparedBy,
+                C::PreparedOn,
+                C::Warnings,
+                C::Status,
+            ]);
+            for write in batch {
+                let status = if last.get(&write.report_id) == Some(&write.number) { "current" } else { "superseded" };
+                insert.values_panic([
+                    write.report_id.into(),
+                    write.number.into(),
+                    write.new.file_name.clone().into(),
+                    write.new.sha256.clone().into(),
+                    write.imported_at.into(),
+                    write.new.imported_by.clone().into(),
+                    write.new.prepared_by.clone().into(),
+                    write.new.prepared_on.clone().into(),
+                    write.warnings.clone().into(),
+                    status.into(),
+                ]);
+            }
+            insert.returning(Query::returning().columns([C::Id, C::ReportId, C::Number]));
+            for row in txn.query_all(&insert).await? {
+                let (id, report_id, number): (i32, i32, i32) =
+                    (row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index(2)?);
+                ids.insert((report_id, number), id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Inserts every planned revision's values.
+    async fn insert_values(&self, txn: &DatabaseTransaction, ids: &HashMap<(i32, i32), i32>) -> Result<(), StoreError> {
+        use report_value::Column as C;
+        let mut rows = Vec::new();
+        for write in &self.writes {
+            let id = revision_id(ids, write)?;
+            rows.extend(write.values.iter().map(|(indicator_id, value)| (id, *indicator_id, *value)));
+        }
+        for batch in rows.chunks(VALUES_PER_STATEMENT) {
+            let mut insert = Query::insert();
+            insert.into_table(report_value::Entity).columns([
+                C::RevisionId,
+                C::IndicatorId,
+                C::Value,
+                C::Numerator,
+                C::Denominator,
+                C::Note,
+            ]);
+            for (revision_id, indicator_id, value) in batch {
+                let (number, numerator, denominator) = match value.figure {
+                    Figure::Count(count) => (Some(count as f64), None, None),
+                    Figure::Ratio { numerator, denominator } => {
+                        (Some(value.figure.value()), Some(numerator), Some(denominator))
+                    }
+                    Figure::Percent(percent) => (Some(percent), None, None),
+                };
+                insert.values_panic([
+                    (*revision_id).into(),
+                    (*indicator_id).into(),
+                    number.into(),
+                    numerator.into(),
+                    denominator.into(),
+                    value.note.clone().into(),
+                ]);
+            }
+            txn.execute(&insert).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The id the database gave a planned revision.
+fn revision_id(ids: &HashMap<(i32, i32), i32>, write: &PlannedWrite<'_>) -> Result<i32, StoreError> {
+    ids.get(&(write.report_id, write.number)).copied().ok_or_else(|| {
+        StoreError::Corrupt(format!("revision {} of report {} was not returned", write.number, write.report_id))
+    })
 }

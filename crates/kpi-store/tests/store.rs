@@ -87,6 +87,35 @@ async fn removing_a_unit_with_data_is_refused_and_without_data_allowed() {
     assert!(store.snapshot().await.unwrap().unit(&unit("CAOTAN")).is_none());
 }
 
+/// A group holding the same report twice, then the same file again: each file sees the
+/// ones before it, as if they had been written one at a time.
+#[tokio::test]
+async fn a_group_sees_its_own_earlier_files() {
+    let db = TestDatabase::new().await;
+    let store = store_with_catalog(&db).await;
+    let period = Period::Year(2022);
+    let first = revision("PNV", period, "sha-1", vec![("B05", Figure::Ratio { numerator: 14, denominator: 145 })]);
+    let second = revision("PNV", period, "sha-2", vec![("B05", Figure::Ratio { numerator: 15, denominator: 145 })]);
+    let outcomes = store.write_revisions(&[first, second.clone(), second]).await.unwrap();
+    let outcomes: Vec<WriteOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            WriteOutcome::Created { revision: 1 },
+            WriteOutcome::Created { revision: 2 },
+            WriteOutcome::Unchanged { revision: 2 }
+        ]
+    );
+    let history = store.list_revisions(&unit("PNV"), period).await.unwrap();
+    let summary: Vec<(i32, &str, &str)> =
+        history.iter().map(|r| (r.number, r.sha256.as_str(), r.status.as_str())).collect();
+    assert!(summary.contains(&(1, "sha-1", "superseded")) && summary.contains(&(2, "sha-2", "current")), "{summary:?}");
+    let current = store.current_revision(&unit("PNV"), period).await.unwrap().map(|c| (c.number, c.sha256));
+    assert_eq!(current, Some((2, "sha-2".to_owned())));
+    let figures = store.current_figures(&unit("PNV"), period).await.unwrap();
+    assert_eq!(figures, vec![(indicator("B05"), Figure::Ratio { numerator: 15, denominator: 145 })]);
+}
+
 #[tokio::test]
 async fn revisions_are_new_unchanged_or_revised_and_history_is_kept() {
     let db = TestDatabase::new().await;
