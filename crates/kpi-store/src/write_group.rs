@@ -5,7 +5,7 @@
 //! 2. [`plan`] decides every file's outcome in memory, in order (unchanged, frozen, or the
 //!    next revision with its changes to the totals), each file seeing the earlier ones as it
 //!    would have read them back. A file that cannot be written (an unknown unit) ends the
-//!    group there, as before.
+//!    group there; the files before it are written.
 //! 3. [`GroupPlan::write`] writes the planned revisions, their values and the reports' new
 //!    current revisions in multi-row statements.
 //!
