@@ -21,9 +21,8 @@ use crate::{
     ImportOptions, ParsedFile, ReadFile, SheetReader, WorkerError, file_name_of, read_file, sha256_hex, store_files,
 };
 
-/// Files stored per transaction: the commit and the ancestors' totals are paid once per
-/// group, each file keeps its own savepoint, and a file is reported stored only once its
-/// group committed.
+/// Files stored per transaction: the commit, the statements and the ancestors' totals are
+/// paid once per group, and a file is reported stored only once its group committed.
 const FILES_PER_COMMIT: usize = 200;
 
 /// Why the read pass stopped: the reader or the spill file failed, not a file.
