@@ -279,8 +279,8 @@ pub async fn store_file(store: &Store, parsed: ParsedFile, options: &ImportOptio
 
 /// Stores parsed files as one group: one transaction (see `Store::write_revisions`), so the
 /// commit and the statements are paid once and each file stays all-or-nothing. Every file
-/// gets its report, in order; when the database fails, the files it did not store are `not_stored`,
-/// and the error says why. A dry run stores nothing and predicts.
+/// gets its report, in order; when the database fails, the files it did not store are
+/// `not_stored`, and the error says why. A dry run stores nothing and predicts.
 pub async fn store_files(
     store: &Store,
     files: Vec<ParsedFile>,
