@@ -300,3 +300,29 @@ async fn approval_from_the_command_line_refuses_then_allows_an_import() {
     assert!(stdout.contains("BANGTHANH Xã Bằng Thành: due 2024-12-17, 3 working days late"), "{stdout}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A batch whose spill folder cannot be written stops before storing anything, says where,
+/// and still reports every file as `not_stored`.
+#[tokio::test]
+async fn a_batch_without_a_writable_spill_folder_stops_cleanly() {
+    let db = TestDatabase::new().await;
+    let dir = kpi_store::test_support::temp_dir("no-spill").unwrap();
+    std::fs::write(dir.join("a-bocbo.xlsx"), demo("BOCBO", 2023)).unwrap();
+    let json_path = dir.join("report.json");
+    let missing = dir.join("no-such-folder");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kpi-import"))
+        .args(["--lang", "en", "import", dir.to_str().unwrap(), "--report-json", json_path.to_str().unwrap()])
+        .env("DATABASE_URL", &db.url)
+        .env("TMPDIR", &missing)
+        .env_remove("KPI_CATALOG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(json["files"][0]["status"], "not_stored", "{json}");
+    let stopped = json["stopped"].as_str().unwrap_or_default();
+    assert!(stopped.contains("spill") && stopped.contains("no-such-folder"), "{stopped}");
+    let store = Store::connect(&db.url).await.unwrap();
+    assert!(store.current_revision(&UnitCode::parse("BOCBO").unwrap(), Period::Year(2023)).await.unwrap().is_none());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -15,7 +15,7 @@ use kpi_core::{Catalog, Period};
 use kpi_store::Store;
 use serde::Serialize;
 
-use crate::issues::{Lang, Problem};
+use crate::issues::Problem;
 use crate::workbook::{MAX_FILE_BYTES, MAX_RATIO, MAX_UNPACKED_BYTES};
 use crate::{FileReport, ImportOptions, ParsedFile, SheetReader, Status, pipeline};
 
@@ -289,7 +289,7 @@ pub async fn run_batch(
         Ok(read) => read,
         Err(error) => {
             options.progress.done();
-            return stopped_before_storing(paths, error.to_string(), options.import.lang);
+            return stopped_before_storing(paths, error.to_string());
         }
     };
     options.progress.storing();
@@ -342,10 +342,8 @@ async fn judge_timeliness(store: &Store, report: &mut BatchReport) -> Result<(),
 }
 
 /// The report of a batch whose reading failed: nothing was stored.
-fn stopped_before_storing(paths: Vec<String>, reason: String, lang: Lang) -> BatchReport {
-    let problem = Problem::ReaderFailed { detail: reason.clone() };
-    let files =
-        paths.into_iter().map(|path| ParsedFile::refused(path, String::new(), &problem, lang).not_stored()).collect();
+fn stopped_before_storing(paths: Vec<String>, reason: String) -> BatchReport {
+    let files = paths.into_iter().map(|path| ParsedFile::unread(path).not_stored()).collect();
     BatchReport { files, stopped: Some(reason), ..BatchReport::default() }
 }
 

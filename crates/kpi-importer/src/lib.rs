@@ -127,6 +127,12 @@ impl ParsedFile {
         ParsedFile { path, sha256, result: Err(Rejected { errors: vec![error], ..Rejected::default() }) }
     }
 
+    /// A file a stopped batch never got to: it has no error of its own (the batch's `stopped`
+    /// says why), and is reported `not_stored`.
+    pub fn unread(path: String) -> ParsedFile {
+        ParsedFile { path, sha256: String::new(), result: Err(Rejected::default()) }
+    }
+
     /// The unit and period of an acceptable file (for the in-batch ambiguity check).
     pub fn key(&self) -> Option<(UnitCode, Period)> {
         self.result.as_ref().ok().map(|report| (report.unit.clone(), report.period))

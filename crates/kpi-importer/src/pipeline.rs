@@ -15,7 +15,7 @@ use kpi_core::{Catalog, Period, UnitCode};
 use kpi_store::Store;
 
 use crate::batch::{BatchOptions, BatchProgress, BatchReport, Input, input_bytes};
-use crate::issues::{Lang, Problem, issue};
+use crate::issues::{Problem, issue};
 use crate::spill::{Spill, SpillError, SpillRecords};
 use crate::{
     ImportOptions, ParsedFile, ReadFile, SheetReader, WorkerError, file_name_of, read_file, sha256_hex, store_files,
@@ -139,7 +139,7 @@ pub async fn store_all(
     for (index, path) in paths.into_iter().enumerate() {
         let mut file = match rejected.remove(&index) {
             Some(file) => file,
-            None if report.stopped.is_some() => not_read(path, lang),
+            None if report.stopped.is_some() => ParsedFile::unread(path),
             None => match spilled.next_file() {
                 Some(Ok(read)) => read.check(catalog, &options.import),
                 failed => {
@@ -148,7 +148,7 @@ pub async fn store_all(
                         .map_or_else(|| "the batch's spill file ended early".to_owned(), |error| error.to_string());
                     tracing::error!(%reason, "the batch stops: its spill file failed");
                     report.stopped = Some(reason);
-                    not_read(path, lang)
+                    ParsedFile::unread(path)
                 }
             },
         };
@@ -163,12 +163,6 @@ pub async fn store_all(
     }
     store_group(store, group, options, &mut report).await;
     report
-}
-
-/// A file the batch never got back to: reported `not_stored` with the batch's stop.
-fn not_read(path: String, lang: Lang) -> ParsedFile {
-    let problem = Problem::ReaderFailed { detail: "the batch stopped before this file".into() };
-    ParsedFile::refused(path, String::new(), &problem, lang)
 }
 
 /// Stores one group (or, once the batch has stopped, reports it `not_stored`).
