@@ -44,13 +44,16 @@ pub enum ApiError {
     #[error("upload larger than the limit of {limit} bytes")]
     UploadTooLarge { limit: usize },
     /// The server holds its limit of upload bytes at once.
-    #[error("the server holds its limit of {limit} upload bytes at once")]
+    #[error("the server is receiving its limit of {limit} upload bytes at once")]
     UploadsBusy { limit: usize },
     /// The server is running its limit of calls at once.
     #[error("the server is at its limit of {limit} calls at once")]
     Overloaded { limit: usize },
     /// The server is running its limit of heavy calls at once.
-    #[error("the server is at its limit of {limit} heavy calls at once")]
+    #[error(
+        "the server is at its limit of {limit} heavy calls at once (completeness, overdue, data issues, \
+         exports, QueryKpis, validation)"
+    )]
     HeavyOverloaded { limit: usize },
     /// The calling token is running its own limit of calls at once.
     #[error("this token is at its limit of {limit} calls at once")]
@@ -105,27 +108,12 @@ impl From<ApiError> for Status {
             ApiError::UploadTooLarge { limit } => {
                 Status::resource_exhausted(format!("the workbook is larger than the limit of {limit} bytes"))
             }
-            ApiError::UploadsBusy { limit } => Status::with_error_details(
+            busy @ (ApiError::UploadsBusy { .. }
+            | ApiError::Overloaded { .. }
+            | ApiError::HeavyOverloaded { .. }
+            | ApiError::TokenBusy { .. }) => Status::with_error_details(
                 Code::ResourceExhausted,
-                format!("the server is receiving its limit of {limit} upload bytes at once; retry shortly"),
-                ErrorDetails::with_retry_info(Some(RETRY_AFTER_OVERLOAD)),
-            ),
-            ApiError::Overloaded { limit } => Status::with_error_details(
-                Code::ResourceExhausted,
-                format!("the server is at its limit of {limit} calls at once; retry shortly"),
-                ErrorDetails::with_retry_info(Some(RETRY_AFTER_OVERLOAD)),
-            ),
-            ApiError::HeavyOverloaded { limit } => Status::with_error_details(
-                Code::ResourceExhausted,
-                format!(
-                    "the server is at its limit of {limit} heavy calls at once (completeness, overdue, \
-                     data issues, exports, QueryKpis, validation); retry shortly"
-                ),
-                ErrorDetails::with_retry_info(Some(RETRY_AFTER_OVERLOAD)),
-            ),
-            ApiError::TokenBusy { limit } => Status::with_error_details(
-                Code::ResourceExhausted,
-                format!("this token is at its limit of {limit} calls at once; retry shortly"),
+                format!("{busy}; retry shortly"),
                 ErrorDetails::with_retry_info(Some(RETRY_AFTER_OVERLOAD)),
             ),
             ApiError::Store(StoreError::Unknown { kind, code }) => {
