@@ -82,20 +82,26 @@ impl GroupState {
             .filter(revision::Column::ReportId.is_in(rows.iter().map(|row| row.id)))
             .all(txn)
             .await?;
+        let mut latest: HashMap<i32, i32> = HashMap::new();
+        let mut by_id: HashMap<i32, &revision::Model> = HashMap::with_capacity(revisions.len());
+        for revision in &revisions {
+            let number = latest.entry(revision.report_id).or_default();
+            *number = std::cmp::max(*number, revision.number);
+            by_id.insert(revision.id, revision);
+        }
         let mut reports = HashMap::with_capacity(rows.len());
         for row in rows {
             let Ok(period) = Period::parse(&row.period) else {
                 return Err(StoreError::Corrupt(format!("stored period {:?}", row.period)));
             };
-            let of_report = revisions.iter().filter(|revision| revision.report_id == row.id);
-            let latest = of_report.clone().map(|revision| revision.number).max().unwrap_or(0);
             let current = row.current_revision_id.map(|id| {
-                of_report
-                    .clone()
-                    .find(|revision| revision.id == id)
+                by_id
+                    .get(&id)
+                    .filter(|revision| revision.report_id == row.id)
                     .map(|revision| (revision.number, revision.sha256.clone()))
                     .ok_or_else(|| StoreError::Corrupt(format!("report {} points at a missing revision", row.id)))
             });
+            let latest = latest.get(&row.id).copied().unwrap_or(0);
             reports.insert((row.unit_id, period), ReportState { current: current.transpose()?, latest, row });
         }
         let mut years: Vec<String> = keys.iter().flat_map(|(_, period)| totals::year_codes(*period)).collect();
