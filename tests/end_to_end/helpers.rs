@@ -110,6 +110,24 @@ pub fn upload_request(
     tonic::Request::new(tokio_stream::iter(chunks))
 }
 
+/// An upload that sends its first chunk, then waits until the sender is dropped: it holds
+/// its place in the server for as long as a test needs.
+pub fn stalled_upload()
+-> (tokio::sync::mpsc::Sender<v1::ImportChunk>, tokio_stream::wrappers::ReceiverStream<v1::ImportChunk>) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let first = v1::ImportChunk { file_name: "slow.xlsx".into(), data: vec![0x50, 0x4b], ..Default::default() };
+    sender.try_send(first).expect("an empty channel takes one chunk");
+    (sender, tokio_stream::wrappers::ReceiverStream::new(receiver))
+}
+
+/// `message` with `authorization: Bearer TOKEN`.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
 pub fn kpi_request(unit: &str, indicator: &str, period: &str) -> v1::GetKpiRequest {
     v1::GetKpiRequest { unit_code: unit.into(), indicator_code: indicator.into(), period: period.into() }
 }

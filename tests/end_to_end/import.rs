@@ -4,7 +4,7 @@ use kpi_proto::v1;
 use tonic::Code;
 
 use crate::fixtures::{Cell, report};
-use crate::helpers::{kpi_request, spawn_app, spawn_app_with, upload_request};
+use crate::helpers::{kpi_request, spawn_app, spawn_app_with, stalled_upload, upload_request};
 
 #[tokio::test]
 async fn upload_accepts_then_reports_unchanged() {
@@ -108,14 +108,9 @@ async fn upload_bytes_in_flight_are_bounded() {
 #[tokio::test]
 async fn a_stalled_upload_is_cancelled_after_the_request_timeout() {
     let app = spawn_app_with(|config| config.request_timeout_seconds = 1).await;
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    sender
-        .send(v1::ImportChunk { file_name: "slow.xlsx".into(), data: vec![0x50, 0x4b], ..Default::default() })
-        .await
-        .unwrap();
+    let (sender, upload) = stalled_upload();
     let started = std::time::Instant::now();
-    let status =
-        app.importer().await.import_workbook(tokio_stream::wrappers::ReceiverStream::new(receiver)).await.unwrap_err();
+    let status = app.importer().await.import_workbook(upload).await.unwrap_err();
     assert_eq!(status.code(), Code::Cancelled, "{status:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     drop(sender);

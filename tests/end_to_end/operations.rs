@@ -2,20 +2,12 @@
 
 use kpi_server::Application;
 use tonic::Code;
-use tonic::metadata::MetadataValue;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::fixtures::{Cell, report};
-use crate::helpers::{kpi_request, spawn_app, spawn_app_with, test_config, upload_request};
-
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-    request.metadata_mut().insert("authorization", value);
-    request
-}
+use crate::helpers::{kpi_request, spawn_app, spawn_app_with, stalled_upload, test_config, upload_request, with_token};
 
 #[tokio::test]
 async fn tokens_and_roles_guard_the_services() {
@@ -179,20 +171,9 @@ async fn calls_beyond_the_limit_are_refused_at_once() {
     use tonic_types::StatusExt;
 
     let app = spawn_app_with(|config| config.max_concurrent_calls = 1).await;
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    sender
-        .send(kpi_proto::v1::ImportChunk {
-            file_name: "slow.xlsx".into(),
-            data: vec![0x50, 0x4b],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (sender, upload) = stalled_upload();
     let mut importer = app.importer().await;
-    let stalled =
-        tokio::spawn(
-            async move { importer.import_workbook(tokio_stream::wrappers::ReceiverStream::new(receiver)).await },
-        );
+    let stalled = tokio::spawn(async move { importer.import_workbook(upload).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let mut client = app.kpi().await;

@@ -8,7 +8,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::helpers::{TestApp, kpi_request, spawn_app_with};
+use crate::helpers::{TestApp, kpi_request, spawn_app_with, stalled_upload, with_token};
 
 /// A certificate authority, a server certificate for `localhost` and a client certificate,
 /// all made for one test and written as PEM files.
@@ -141,22 +141,14 @@ async fn one_token_cannot_take_every_place() {
         config.max_concurrent_calls_per_token = 1;
     })
     .await;
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    let first =
-        kpi_proto::v1::ImportChunk { file_name: "slow.xlsx".into(), data: vec![0x50, 0x4b], ..Default::default() };
-    sender.send(first).await.unwrap();
-    let mut stalled_upload = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
-    stalled_upload.metadata_mut().insert("authorization", "Bearer busy-token".parse().unwrap());
+    let (sender, upload) = stalled_upload();
+    let upload = with_token(upload, "busy-token");
     let mut importer = app.importer().await;
-    let stalled = tokio::spawn(async move { importer.import_workbook(stalled_upload).await });
+    let stalled = tokio::spawn(async move { importer.import_workbook(upload).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let mut client = app.kpi().await;
-    let call = |token: &str| {
-        let mut request = tonic::Request::new(kpi_request("PACNAM", "B05", "2022"));
-        request.metadata_mut().insert("authorization", format!("bearer {token}").parse().unwrap());
-        request
-    };
+    let call = |token: &str| with_token(kpi_request("PACNAM", "B05", "2022"), token);
     let refused = client.get_kpi(call("busy-token")).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(refused.message().contains("token"), "{refused:?}");
