@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::calendar::{Cutoff, KindSchedule, PeriodType, ReportingCycle};
 use crate::codes::{CodeError, IndicatorCode, ResolutionCode, RuleCode, UnitCode};
-use crate::figure::{Direction, IndicatorKind, TimeAggregation};
+use crate::figure::{Direction, IndicatorKind, MAX_WHOLE, TimeAggregation};
 use crate::period::{Period, PeriodError};
 use crate::quality::{Bounds, MIN_SCORED_HISTORY, OutlierSettings};
 use crate::rules::{
@@ -241,6 +241,14 @@ const MAX_DEADLINE_WORKING_DAYS: u32 = 60;
 /// The longest a period may stay open after its deadline: a year.
 const MAX_CLOSE_AFTER_DAYS: u32 = 366;
 
+/// The most units a catalog may hold: about twenty times a national tree (11,404 units).
+/// With [`MAX_WHOLE`] it bounds every total: a year's flow resolves to at most twelve months
+/// of figures per unit, so a whole tree sums to at most 2.4 × 10^18, below `i64::MAX`.
+pub const MAX_UNITS: usize = 200_000;
+
+/// The bound above, checked when the crate is compiled.
+const _: () = assert!((MAX_UNITS as i128) * 12 * (MAX_WHOLE as i128) < i64::MAX as i128);
+
 fn inconsistent(message: String) -> CatalogError {
     CatalogError::Inconsistent(message)
 }
@@ -322,6 +330,9 @@ impl Catalog {
             reports_by_kind.insert(kind.clone(), codes);
         }
 
+        if raw.units.len() > MAX_UNITS {
+            return Err(inconsistent(format!("the catalog has {} units, more than {MAX_UNITS}", raw.units.len())));
+        }
         let mut units = Vec::with_capacity(raw.units.len());
         for unit in raw.units {
             let reports = match unit.reports {
@@ -910,5 +921,17 @@ mod tests {
         let unknown = SHIPPED.replace("indicator = \"B05\"", "indicator = \"Z99\"");
         assert!(matches!(Catalog::from_toml(&unknown), Err(CatalogError::Inconsistent(_))));
         assert!(matches!(Catalog::from_toml("units = 3"), Err(CatalogError::Syntax(_))));
+    }
+
+    #[test]
+    fn a_catalog_beyond_the_unit_bound_is_refused() {
+        let mut text = SHIPPED.to_owned();
+        for n in 0..=MAX_UNITS - 14 {
+            text.push_str(&format!(
+                "[[units]]\ncode = \"X{n}\"\nname = \"x\"\nkind = \"commune\"\nparent = \"PACNAM\"\n"
+            ));
+        }
+        let message = Catalog::from_toml(&text).unwrap_err().to_string();
+        assert!(message.contains("200001 units, more than 200000"), "{message}");
     }
 }

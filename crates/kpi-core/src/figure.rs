@@ -55,6 +55,23 @@ text_codes!(IndicatorKind { Count => "count", Ratio => "ratio", Percent => "perc
 text_codes!(TimeAggregation { Stock => "stock", Flow => "flow" });
 text_codes!(Direction { Higher => "higher", Lower => "lower" });
 
+/// The largest whole number a report may give (a count, a numerator or a denominator): far
+/// above any count of people or documents, and small enough that no total can overflow `i64`
+/// (see [`crate::catalog::MAX_UNITS`]).
+pub const MAX_WHOLE: i64 = 1_000_000_000_000;
+
+/// Whether every whole number of `figure` is within 0 ..= [`MAX_WHOLE`] (percents have no
+/// whole numbers). The importer refuses a cell beyond it and the store a figure beyond it, so
+/// the maintained sums and kpi-core's `checked_add` never meet an overflow.
+pub fn within_bounds(figure: Figure) -> bool {
+    let whole = |n: i64| (0..=MAX_WHOLE).contains(&n);
+    match figure {
+        Figure::Count(count) => whole(count),
+        Figure::Ratio { numerator, denominator } => whole(numerator) && whole(denominator),
+        Figure::Percent(_) => true,
+    }
+}
+
 /// One unit's figure for one indicator and period, already checked against its kind.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Figure {

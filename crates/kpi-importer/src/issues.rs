@@ -4,6 +4,7 @@
 //! Every message names the file, the sheet and the A1 cell, says what was found and what was
 //! expected, so a district clerk can fix the workbook without asking anyone.
 
+use kpi_core::figure::MAX_WHOLE;
 use serde::Serialize;
 
 pub use kpi_core::text::Lang;
@@ -83,6 +84,12 @@ pub enum Problem {
         column: &'static str,
     },
     Negative {
+        found: f64,
+        indicator: String,
+        column: &'static str,
+    },
+    /// A whole number above kpi-core's `MAX_WHOLE`.
+    TooLargeNumber {
         found: f64,
         indicator: String,
         column: &'static str,
@@ -210,6 +217,7 @@ impl Problem {
             Problem::NotANumber { .. } => "not_a_number",
             Problem::NotWhole { .. } => "not_whole",
             Problem::Negative { .. } => "negative",
+            Problem::TooLargeNumber { .. } => "number_too_large",
             Problem::OutOfRange { .. } => "out_of_range",
             Problem::NumeratorExceedsDenominator { .. } => "numerator_exceeds_denominator",
             Problem::ZeroDenominator { .. } => "zero_denominator",
@@ -396,6 +404,15 @@ impl Problem {
                     format!("{found} là số âm; cần số ≥ 0 ({indicator}, {column})")
                 } else {
                     format!("{found} is negative; expected a number ≥ 0 ({indicator}, {column})")
+                }
+            }
+            Problem::TooLargeNumber { found, indicator, column } => {
+                if vi {
+                    format!("{found} lớn quá mức cho phép; cần số nguyên từ 0 đến {MAX_WHOLE} ({indicator}, {column})")
+                } else {
+                    format!(
+                        "{found} is too large; expected a whole number from 0 to {MAX_WHOLE} ({indicator}, {column})"
+                    )
                 }
             }
             Problem::OutOfRange { found, indicator } => {

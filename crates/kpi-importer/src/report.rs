@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use kpi_core::figure::MAX_WHOLE;
 use kpi_core::number::parse_text_number;
 use kpi_core::text::normalize_label;
 use kpi_core::{Catalog, Figure, IndicatorCode, IndicatorKind, Period, UnitCode};
@@ -447,8 +448,11 @@ impl Parser<'_> {
                 if *value < 0.0 {
                     self.error(cell, Problem::Negative { found: *value, indicator, column });
                     None
-                } else if value.fract() != 0.0 || *value > 1e15 {
+                } else if value.fract() != 0.0 {
                     self.error(cell, Problem::NotWhole { found: *value, indicator, column });
+                    None
+                } else if *value > MAX_WHOLE as f64 {
+                    self.error(cell, Problem::TooLargeNumber { found: *value, indicator, column });
                     None
                 } else {
                     Some(*value as i64)

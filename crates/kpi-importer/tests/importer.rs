@@ -181,6 +181,9 @@ fn count_errors() {
     assert_eq!(one(errors(&with_row(0, row("A01", None, None, t("mười"))))), pair("G10", "not_a_number"));
     assert_eq!(one(errors(&with_row(0, row("A01", None, None, n(18.5))))), pair("G10", "not_whole"));
     assert_eq!(one(errors(&with_row(0, row("A01", None, None, n(-1.0))))), pair("G10", "negative"));
+    let largest = parse(&with_row(0, row("A01", None, None, n(1e12)))).unwrap();
+    assert_eq!(figure(&largest, "A01"), Some(Figure::Count(1_000_000_000_000)));
+    assert_eq!(one(errors(&with_row(0, row("A01", None, None, n(1e12 + 1.0))))), pair("G10", "number_too_large"));
     assert_eq!(one(errors(&with_row(0, row("A01", None, None, t("#REF!"))))), pair("G10", "error_value"));
     let div0 = Some(Input::Formula { formula: "=1/0".into(), result: Some("#DIV/0!".into()) });
     assert_eq!(one(errors(&with_row(0, row("A01", None, None, div0)))), pair("G10", "error_value"));
@@ -201,6 +204,7 @@ fn ratio_errors() {
     assert_eq!(one(errors(&ratio(n(17.5), n(18.0), None))), pair("E12", "not_whole"));
     assert_eq!(one(errors(&ratio(t("mười"), n(18.0), None))), pair("E12", "not_a_number"));
     assert_eq!(one(errors(&ratio(n(-1.0), n(18.0), None))), pair("E12", "negative"));
+    assert_eq!(one(errors(&ratio(n(1.0), n(1e16), None))), pair("F12", "number_too_large"));
     assert_eq!(one(errors(&ratio(n(17.0), n(18.0), t("#DIV/0!")))), pair("G12", "error_value"));
 }
 

@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
+use kpi_core::figure::{MAX_WHOLE, within_bounds};
 use kpi_core::totals::Reported;
 use kpi_core::{Figure, Period};
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
@@ -280,6 +281,10 @@ fn plan_one<'a>(
         let indicator = snapshot
             .indicator(&value.indicator)
             .ok_or_else(|| StoreError::Unknown { kind: "indicator", code: value.indicator.to_string() })?;
+        if !within_bounds(value.figure) {
+            let message = format!("{} of {} {} is beyond {MAX_WHOLE}", value.indicator, new.unit, new.period);
+            return Err(StoreError::Precondition(message));
+        }
         values.push((indicator.id, value));
     }
     let warnings = serde_json::to_string(&new.warnings).map_err(|e| StoreError::Corrupt(e.to_string()))?;

@@ -2,6 +2,7 @@
 //! is set. Each test gets its own database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use kpi_core::figure::MAX_WHOLE;
 use kpi_core::{Catalog, Figure, IndicatorCode, Period, Status, UnitCode};
 use kpi_store::test_support::TestDatabase;
 use kpi_store::{CatalogChanges, NewRevision, NewValue, SHIPPED_CATALOG, Store, StoreError, WriteOutcome};
@@ -114,6 +115,23 @@ async fn a_group_sees_its_own_earlier_files() {
     assert_eq!(current, Some((2, "sha-2".to_owned())));
     let figures = store.current_figures(&unit("PNV"), period).await.unwrap();
     assert_eq!(figures, vec![(indicator("B05"), Figure::Ratio { numerator: 15, denominator: 145 })]);
+}
+
+#[tokio::test]
+async fn a_figure_beyond_the_whole_number_bound_is_refused_and_ends_its_group() {
+    let db = TestDatabase::new().await;
+    let store = store_with_catalog(&db).await;
+    let period = Period::Year(2022);
+    let largest = revision("PNV", period, "sha-1", vec![("A01", Figure::Count(MAX_WHOLE))]);
+    let beyond = revision("BOCBO", period, "sha-2", vec![("A01", Figure::Count(MAX_WHOLE + 1))]);
+    let after = revision("BANGTHANH", period, "sha-3", vec![("A01", Figure::Count(3))]);
+    let outcomes = store.write_revisions(&[largest, beyond, after]).await.unwrap();
+    assert_eq!(outcomes[0].as_ref().ok(), Some(&WriteOutcome::Created { revision: 1 }));
+    assert!(matches!(&outcomes[1], Err(StoreError::Precondition(m)) if m.contains("beyond")), "{:?}", outcomes[1]);
+    assert_eq!(outcomes.len(), 2, "the refusal ends the group");
+    assert_eq!(store.current_revision(&unit("BOCBO"), period).await.unwrap(), None);
+    let pnv = store.kpis(&unit("PNV"), &[indicator("A01")], &[period]).await.unwrap();
+    assert_eq!(pnv[0].figure, Some(Figure::Count(MAX_WHOLE)));
 }
 
 #[tokio::test]
