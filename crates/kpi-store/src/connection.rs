@@ -10,6 +10,7 @@ use tokio::sync::RwLock;
 
 use crate::error::StoreError;
 use crate::snapshot::CachedSnapshot;
+use crate::warm_reads::WarmReads;
 
 /// The embedded default shared by the server and the importer: a SQLite file in the working
 /// directory, created on first use.
@@ -30,6 +31,8 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(30);
 pub struct Store {
     pub(crate) db: DatabaseConnection,
     pub(crate) snapshot: Arc<RwLock<Option<CachedSnapshot>>>,
+    /// The connections kept out of the pool for the reads that answer KPIs.
+    pub(crate) reads: Arc<WarmReads>,
 }
 
 impl Store {
@@ -65,7 +68,10 @@ impl Store {
             });
         }
         let db = Database::connect(options).await?;
-        let store = Store { db, snapshot: Arc::new(RwLock::new(None)) };
+        let reads = WarmReads::new(&db).ok_or_else(|| {
+            StoreError::Precondition("the database URL names a backend other than SQLite or PostgreSQL".into())
+        })?;
+        let store = Store { db, snapshot: Arc::new(RwLock::new(None)), reads: Arc::new(reads) };
         store.migrate().await?;
         Ok(store)
     }

@@ -67,7 +67,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let unit_ids: Vec<i32> = unit_infos.iter().map(|u| u.id).collect();
         let indicator_ids: Vec<i32> = indicator_infos.iter().map(|i| i.id).collect();
-        let read = totals::read(&self.db, &unit_ids, &indicator_ids, periods).await?;
+        let read = totals::read(&self.reads, &unit_ids, &indicator_ids, periods).await?;
         // Whether each asked (unit, period) has no unapproved report inside it, once per pair.
         let mut settled: HashMap<(i32, Period), bool> = HashMap::new();
         for &unit_id in &unit_ids {

@@ -18,6 +18,7 @@ mod state;
 pub mod test_support;
 mod timeliness;
 mod totals;
+mod warm_reads;
 mod write_group;
 
 pub use approvals::{ApprovalAction, ApprovalEvent, ApprovalStatus, Freeze, PeriodLock, Stamp};

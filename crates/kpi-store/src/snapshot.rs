@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use kpi_core::calendar::ReportingCycle;
 use kpi_core::catalog::{IndicatorDef, ResolutionDef, TargetDef, UnitDef};
 use kpi_core::{Direction, IndicatorCode, IndicatorKind, Period, ResolutionCode, TimeAggregation, UnitCode, UnitTree};
-use sea_orm::{EntityTrait, QueryOrder};
+use sea_orm::{DbBackend, EntityName, EntityTrait, QueryOrder, Statement};
 
 use crate::connection::Store;
 use crate::entity::{indicator, resolution, target, unit, unit_indicator};
@@ -171,34 +171,34 @@ impl Store {
     }
 }
 
-/// Units whose assignments are read per query: a national catalog has about 200,000
-/// assignments, and reading them in pages keeps the driver's row buffers small.
-const ASSIGNMENT_PAGE_UNITS: usize = 1_000;
-
-/// Every (unit id, indicator id) assignment of `unit_ids`, a page of units at a time.
-async fn assignments(conn: &impl sea_orm::ConnectionTrait, unit_ids: &[i32]) -> Result<Vec<(i32, i32)>, StoreError> {
-    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
-    let mut all = Vec::new();
-    for page in unit_ids.chunks(ASSIGNMENT_PAGE_UNITS) {
-        let rows: Vec<(i32, i32)> = unit_indicator::Entity::find()
-            .select_only()
-            .column(unit_indicator::Column::UnitId)
-            .column(unit_indicator::Column::IndicatorId)
-            .filter(unit_indicator::Column::UnitId.is_in(page.iter().copied()))
-            .into_tuple()
-            .all(conn)
-            .await?;
-        all.extend(rows);
+/// Every unit's assigned indicator ids, one row per unit with the ids joined by commas: a
+/// national catalog has about 200,000 assignments, and the driver hands each row over on its
+/// own (a channel message and a wake-up each), which cost more than the catalog's whole parse.
+async fn assignments(conn: &impl sea_orm::ConnectionTrait) -> Result<HashMap<i32, Vec<i32>>, StoreError> {
+    let joined = match conn.get_database_backend() {
+        DbBackend::Postgres => "string_agg(CAST(indicator_id AS TEXT), ',')",
+        _ => "group_concat(indicator_id, ',')",
+    };
+    let table = unit_indicator::Entity.table_name();
+    let sql = format!("SELECT unit_id, {joined} FROM {table} GROUP BY unit_id");
+    let mut by_unit = HashMap::new();
+    for row in conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql)).await? {
+        let unit_id: i32 = row.try_get_by_index(0)?;
+        let ids: String = row.try_get_by_index(1)?;
+        let ids = ids
+            .split(',')
+            .map(|id| id.parse::<i32>().map_err(|_| corrupt(format!("assignments of unit {unit_id}: {ids:?}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        by_unit.insert(unit_id, ids);
     }
-    Ok(all)
+    Ok(by_unit)
 }
 
 /// Reads the catalog as `conn` sees it (inside a catalog load's transaction, the new one).
 pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Result<Snapshot, StoreError> {
     let unit_rows = unit::Entity::find().order_by_asc(unit::Column::Position).all(conn).await?;
     let indicator_rows = indicator::Entity::find().order_by_asc(indicator::Column::Position).all(conn).await?;
-    let unit_ids: Vec<i32> = unit_rows.iter().map(|row| row.id).collect();
-    let assignment_rows = assignments(conn, &unit_ids).await?;
+    let assigned_ids = assignments(conn).await?;
     let target_rows = target::Entity::find().order_by_asc(target::Column::Id).all(conn).await?;
     let resolution_rows = resolution::Entity::find().order_by_asc(resolution::Column::Id).all(conn).await?;
 
@@ -239,12 +239,13 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
     }
     let indicator_by_id: HashMap<i32, usize> = indicators.iter().enumerate().map(|(i, ind)| (ind.id, i)).collect();
 
-    let mut reports_by_unit: HashMap<i32, Vec<usize>> = HashMap::new();
-    for &(unit_id, indicator_id) in &assignment_rows {
-        let index = *indicator_by_id
-            .get(&indicator_id)
-            .ok_or_else(|| corrupt(format!("assignment to unknown indicator {indicator_id}")))?;
-        reports_by_unit.entry(unit_id).or_default().push(index);
+    let mut reports_by_unit: HashMap<i32, Vec<usize>> = HashMap::with_capacity(assigned_ids.len());
+    for (unit_id, indicator_ids) in assigned_ids {
+        let indexes = indicator_ids
+            .iter()
+            .map(|id| indicator_by_id.get(id).copied().ok_or_else(|| corrupt(format!("assignment to unknown indicator {id}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        reports_by_unit.insert(unit_id, indexes);
     }
 
     let mut units = Vec::with_capacity(unit_rows.len());

@@ -19,6 +19,7 @@ use crate::error::StoreError;
 use crate::revisions::figure_from_columns;
 use crate::snapshot::{Snapshot, UnitInfo};
 use crate::state;
+use crate::warm_reads::WarmReads;
 
 /// Rows per upsert: 8 parameters each, well under every backend's limit.
 const UPSERT_BATCH: usize = 1000;
@@ -292,7 +293,7 @@ pub(crate) struct TotalsRead {
 /// query would cost a second round trip on every KPI call): the `approval_counts` rows come
 /// back with indicator id -1 and their unapproved count in `count`.
 pub(crate) async fn read(
-    conn: &impl ConnectionTrait,
+    reads: &WarmReads,
     unit_ids: &[i32],
     indicator_ids: &[i32],
     periods: &[Period],
@@ -309,7 +310,7 @@ pub(crate) async fn read(
     for batch in unit_ids.chunks(UPSERT_BATCH) {
         let mut query = totals_query(batch, indicator_ids, by_code.keys());
         query.union(UnionType::All, unsettled_query(batch, first, last));
-        for row in conn.query_all(&query).await? {
+        for row in reads.query_all(&query).await? {
             let unit_id: i32 = row.try_get_by_index(0)?;
             let indicator_id: i32 = row.try_get_by_index(1)?;
             let code: String = row.try_get_by_index(2)?;
