@@ -22,7 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use calamine::{Data, DataRef, Ods, Reader, SheetType, Xls, Xlsb, Xlsx};
 
 use crate::issues::{Problem, a1};
-pub use sniff::sniff;
+pub use sniff::{Sniffed, sniff};
 
 /// Largest report file accepted: real reports are tens of kilobytes.
 pub const MAX_FILE_BYTES: usize = 20 * 1024 * 1024;
@@ -99,8 +99,8 @@ impl SheetCells {
 
 /// Reads every worksheet of a workbook into sparse cells, bounded, never panicking.
 pub fn read_sheets(bytes: &[u8]) -> Result<Vec<SheetCells>, Problem> {
-    let format = sniff(bytes)?;
-    match catch_unwind(AssertUnwindSafe(|| read_format(format, bytes))) {
+    let sniffed = sniff(bytes)?;
+    match catch_unwind(AssertUnwindSafe(|| read_format(sniffed.format, &sniffed.bytes))) {
         Ok(result) => result,
         Err(_) => Err(Problem::ReaderFailed { detail: "it panicked".into() }),
     }
