@@ -301,7 +301,11 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
     let reporting = read_reporting_cycle(conn).await?;
     let quality = read_quality(conn).await?;
     let tree = UnitTree::new(units.iter().map(|u| (u.definition.code.clone(), u.definition.parent.clone())));
-    let expected = expected_counts(&units, &indicators);
+    let unit_index: HashMap<UnitCode, usize> =
+        units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect();
+    let indicator_index: HashMap<IndicatorCode, usize> =
+        indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect();
+    let expected = expected_counts(&units, &unit_index, indicators.len(), &indicator_index);
     let catalog = resolutions.first().map(|resolution| {
         Arc::new(
             kpi_core::Catalog::new(
@@ -317,8 +321,8 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
     Ok(Snapshot {
         expected,
         catalog,
-        unit_index: units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect(),
-        indicator_index: indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect(),
+        unit_index,
+        indicator_index,
         indicator_by_id,
         unit_by_id: units.iter().enumerate().map(|(i, u)| (u.id, i)).collect(),
         reporting,
@@ -357,12 +361,12 @@ async fn read_reporting_cycle(conn: &impl sea_orm::ConnectionTrait) -> Result<Re
 /// For each unit and indicator (see [`Snapshot::expected_units`]), how many units of the
 /// unit's subtree report the indicator: each unit counts its own data set, then adds its
 /// counts to its parent's, the deepest units first.
-fn expected_counts(units: &[UnitInfo], indicators: &[IndicatorInfo]) -> Vec<u32> {
-    let width = indicators.len();
-    let indicator_index: HashMap<&IndicatorCode, usize> =
-        indicators.iter().enumerate().map(|(i, indicator)| (&indicator.definition.code, i)).collect();
-    let unit_index: HashMap<&UnitCode, usize> =
-        units.iter().enumerate().map(|(i, unit)| (&unit.definition.code, i)).collect();
+fn expected_counts(
+    units: &[UnitInfo],
+    unit_index: &HashMap<UnitCode, usize>,
+    width: usize,
+    indicator_index: &HashMap<IndicatorCode, usize>,
+) -> Vec<u32> {
     let mut expected = vec![0u32; units.len() * width];
     for (u, unit) in units.iter().enumerate() {
         for index in unit.definition.reports.iter().filter_map(|code| indicator_index.get(code)) {
@@ -422,7 +426,11 @@ mod tests {
             unit(3, "/1/3/", "D2", Some("P"), vec![first.clone()])?,
             unit(1, "/1/", "P", None, vec![])?,
         ];
-        let expected = expected_counts(&units, &indicators);
+        let unit_index: HashMap<UnitCode, usize> =
+            units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect();
+        let indicator_index: HashMap<IndicatorCode, usize> =
+            indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect();
+        let expected = expected_counts(&units, &unit_index, indicators.len(), &indicator_index);
         let at = |unit: usize, indicator: usize| expected[unit * indicators.len() + indicator];
         // (unit position, first indicator, second indicator)
         for (position, first_count, second_count) in [(0, 1, 1), (1, 1, 0), (2, 2, 2), (3, 1, 0), (4, 3, 2)] {

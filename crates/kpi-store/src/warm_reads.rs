@@ -45,25 +45,27 @@ enum Warm {
 #[derive(Debug)]
 pub(crate) struct WarmReads {
     pool: Pool,
-    backend: DbBackend,
     idle: Mutex<Vec<(Warm, Instant)>>,
 }
 
 impl WarmReads {
     /// Warm reads over `db`'s pool; `None` for a backend other than SQLite and PostgreSQL.
     pub(crate) fn new(db: &DatabaseConnection) -> Option<WarmReads> {
-        let backend = db.get_database_backend();
-        let pool = match backend {
+        let pool = match db.get_database_backend() {
             DbBackend::Sqlite => Pool::Sqlite(db.get_sqlite_connection_pool().clone()),
             DbBackend::Postgres => Pool::Postgres(db.get_postgres_connection_pool().clone()),
             _ => return None,
         };
-        Some(WarmReads { pool, backend, idle: Mutex::new(Vec::new()) })
+        Some(WarmReads { pool, idle: Mutex::new(Vec::new()) })
     }
 
     /// Every row of `statement`, on a warm connection when one is free.
     pub(crate) async fn query_all(&self, statement: &impl StatementBuilder) -> Result<Vec<QueryResult>, DbErr> {
-        let Statement { sql, values, .. } = statement.build(&self.backend);
+        let backend = match self.pool {
+            Pool::Sqlite(_) => DbBackend::Sqlite,
+            Pool::Postgres(_) => DbBackend::Postgres,
+        };
+        let Statement { sql, values, .. } = statement.build(&backend);
         let values = SqlxValues(values.unwrap_or_else(|| Values(Vec::new())));
         let sql = sqlx::AssertSqlSafe(sql.as_str());
         let (rows, connection) = match self.take().await? {
