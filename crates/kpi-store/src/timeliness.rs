@@ -6,8 +6,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use kpi_core::calendar::{ReportingCycle, ReportingRates, Timeliness};
+use kpi_core::text::excerpt;
 use kpi_core::{Period, UnitCode};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ConnectionTrait, DbBackend, EntityName, Statement};
 use std::collections::HashMap;
 
 use crate::connection::Store;
@@ -97,22 +98,21 @@ impl Store {
             total: ReportingRates::default(),
             children: Vec::new(),
         };
-        let status_by_unit: HashMap<&UnitCode, Timeliness> =
-            judged.iter().map(|(info, timeliness)| (&info.definition.code, timeliness.status)).collect();
-        for child in snapshot.tree.children(parent) {
-            let mut rates = ReportingRates::default();
-            for unit in snapshot.tree.subtree(child) {
-                if let Some(&status) = status_by_unit.get(&unit) {
-                    rates.add(status);
-                }
+        let children = snapshot.tree.children(parent);
+        let mut branch_rates = vec![ReportingRates::default(); children.len()];
+        for judged in &judged {
+            if let Some(rates) = branch_rates.get_mut(judged.branch) {
+                rates.add(judged.timeliness.status);
             }
+        }
+        for (child, rates) in children.iter().zip(branch_rates) {
             completeness.total.merge(&rates);
             if rates.expected > 0 {
                 completeness.children.push(UnitRates { unit: child.clone(), rates });
             }
         }
-        for (info, timeliness) in judged {
-            let code = info.definition.code.clone();
+        for JudgedUnit { timeliness, .. } in judged {
+            let code = timeliness.unit.clone();
             completeness.expected.push(code.clone());
             if timeliness.first_accepted_at.is_some() {
                 completeness.reported.push(code);
@@ -137,57 +137,101 @@ impl Store {
     }
 
     /// When each unit's report for exactly `period` first came: its revision 1's import time,
-    /// kept on the report.
+    /// kept on the report. The times come as one row, `unit_id=time` pairs joined by commas: a
+    /// national period has over ten thousand reports, and the driver hands each row over on its
+    /// own (a channel message and a wake-up each), which cost more than the rest of the call.
     async fn first_accepted(&self, period: Period) -> Result<HashMap<i32, DateTime<Utc>>, StoreError> {
-        let rows: Vec<(i32, Option<DateTime<Utc>>)> = report::Entity::find()
-            .select_only()
-            .column(report::Column::UnitId)
-            .column(report::Column::FirstAcceptedAt)
-            .filter(report::Column::Period.eq(period.code()))
-            .filter(report::Column::FirstAcceptedAt.is_not_null())
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        Ok(rows.into_iter().filter_map(|(unit, at)| at.map(|at| (unit, at))).collect())
+        let backend = self.db.get_database_backend();
+        // Each backend writes the time as RFC 3339, which chrono reads back exactly.
+        let (joined, time, placeholder) = match backend {
+            DbBackend::Postgres => (
+                "string_agg",
+                "to_char(first_accepted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
+                "$1",
+            ),
+            _ => ("group_concat", "first_accepted_at", "?"),
+        };
+        let table = report::Entity.table_name();
+        let sql = format!(
+            "SELECT {joined}(CAST(unit_id AS TEXT) || '=' || {time}, ',') FROM {table} \
+             WHERE period = {placeholder} AND first_accepted_at IS NOT NULL"
+        );
+        let statement = Statement::from_sql_and_values(backend, sql, [period.code().into()]);
+        let row = self.db.query_one_raw(statement).await?;
+        let joined: Option<String> = row.map(|row| row.try_get_by_index(0)).transpose()?.flatten();
+        let Some(joined) = joined else { return Ok(HashMap::new()) };
+        let mut times = HashMap::with_capacity(joined.bytes().filter(|&b| b == b',').count() + 1);
+        let corrupt =
+            || StoreError::Corrupt(format!("first accepted times of {}: {}", period.code(), excerpt(&joined)));
+        for pair in joined.split(',') {
+            let (unit, at) = pair.split_once('=').ok_or_else(corrupt)?;
+            let unit = unit.parse::<i32>().map_err(|_| corrupt())?;
+            let at = DateTime::parse_from_rfc3339(at).map_err(|_| corrupt())?;
+            times.insert(unit, at.with_timezone(&Utc));
+        }
+        Ok(times)
     }
+}
+
+/// One expected unit's timeliness, and under which direct child of the parent it lies.
+struct JudgedUnit {
+    /// The position of that child among the parent's children.
+    branch: usize,
+    timeliness: UnitTimeliness,
 }
 
 /// Every unit below `parent` that owes a report for `period`, in tree order, judged on
 /// `as_of`.
-fn judge_subtree<'a>(
-    snapshot: &'a Snapshot,
+fn judge_subtree(
+    snapshot: &Snapshot,
     parent: &UnitCode,
     period: Period,
     as_of: NaiveDate,
     first_accepted: &HashMap<i32, DateTime<Utc>>,
-) -> Vec<(&'a UnitInfo, UnitTimeliness)> {
+) -> Vec<JudgedUnit> {
     let cycle = snapshot.reporting();
     // A national tree has a handful of kinds and eleven thousand units: each kind's deadline
     // is worked out once.
     let mut deadlines: HashMap<&str, NaiveDate> = HashMap::new();
-    let below = snapshot.subtree_units(parent).into_iter().skip(1);
-    below
-        .filter(|info| owes_report(cycle, info, period))
-        .map(|info| {
-            let kind = info.definition.kind.as_str();
-            let due_on = *deadlines.entry(kind).or_insert_with(|| cycle.deadline(kind, period));
-            let accepted_at = first_accepted.get(&info.id).copied();
-            let accepted_on = accepted_at.map(kpi_core::calendar::local_date);
-            let status = kpi_core::calendar::Timeliness::judge(due_on, accepted_on, as_of);
-            let working_days_late = match status {
-                Timeliness::Late => accepted_on.map_or(0, |day| cycle.working_days_late(due_on, day)),
-                Timeliness::Missing => cycle.working_days_late(due_on, as_of),
-                Timeliness::OnTime | Timeliness::NotDue => 0,
-            };
-            let timeliness = UnitTimeliness {
-                unit: info.definition.code.clone(),
-                name: info.definition.name.clone(),
-                due_on,
-                first_accepted_at: accepted_at,
-                status,
-                working_days_late,
-            };
-            (info, timeliness)
-        })
-        .collect()
+    let below = snapshot.subtree_units(parent);
+    // Each direct child of `parent` starts a branch; the subtree lists every unit after its
+    // parent, so every other unit takes its parent's branch.
+    let mut branches: HashMap<&UnitCode, usize> = HashMap::with_capacity(below.len());
+    branches.extend(snapshot.tree.children(parent).iter().enumerate().map(|(position, child)| (child, position)));
+    let mut judged = Vec::with_capacity(below.len());
+    for info in below.into_iter().skip(1) {
+        let code = &info.definition.code;
+        let branch = match branches.get(code) {
+            Some(&branch) => branch,
+            None => {
+                let up = info.definition.parent.as_ref().and_then(|up| branches.get(up));
+                let branch = up.copied().unwrap_or(usize::MAX);
+                branches.insert(code, branch);
+                branch
+            }
+        };
+        if !owes_report(cycle, info, period) {
+            continue;
+        }
+        let kind = info.definition.kind.as_str();
+        let due_on = *deadlines.entry(kind).or_insert_with(|| cycle.deadline(kind, period));
+        let accepted_at = first_accepted.get(&info.id).copied();
+        let accepted_on = accepted_at.map(kpi_core::calendar::local_date);
+        let status = kpi_core::calendar::Timeliness::judge(due_on, accepted_on, as_of);
+        let working_days_late = match status {
+            Timeliness::Late => accepted_on.map_or(0, |day| cycle.working_days_late(due_on, day)),
+            Timeliness::Missing => cycle.working_days_late(due_on, as_of),
+            Timeliness::OnTime | Timeliness::NotDue => 0,
+        };
+        let timeliness = UnitTimeliness {
+            unit: code.clone(),
+            name: info.definition.name.clone(),
+            due_on,
+            first_accepted_at: accepted_at,
+            status,
+            working_days_late,
+        };
+        judged.push(JudgedUnit { branch, timeliness });
+    }
+    judged
 }
