@@ -103,6 +103,57 @@ async fn timeliness_is_judged_from_the_first_accepted_revision() {
     assert!(store.missing_units(Period::Quarter(2025, 1)).await.unwrap().is_empty());
 }
 
+/// The shipped catalog with a cluster between the district and two of its communes, BOCBO
+/// and XUANLA: three levels.
+fn catalog_with_a_cluster() -> String {
+    let cluster = "[[units]]\ncode = \"CUM1\"\nname = \"Cụm 1\"\nkind = \"cluster\"\nparent = \"PACNAM\"\n\n";
+    let mut catalog =
+        SHIPPED_CATALOG.replacen("[[units]]\ncode = \"BOCBO\"", &format!("{cluster}[[units]]\ncode = \"BOCBO\""), 1);
+    for commune in ["BOCBO", "XUANLA"] {
+        let below_district = format!("code = \"{commune}\"\nname = ");
+        let start = catalog.find(&below_district).unwrap();
+        let parent = catalog[start..].find("parent = \"PACNAM\"").unwrap() + start;
+        catalog.replace_range(parent..parent + "parent = \"PACNAM\"".len(), "parent = \"CUM1\"");
+    }
+    catalog
+}
+
+#[tokio::test]
+async fn completeness_rates_each_child_over_its_whole_subtree() {
+    let db = TestDatabase::new().await;
+    let store = store_with(&db, &catalog_with_a_cluster()).await;
+    let half = Period::Half(2025, 1);
+    let on_time = utc(2025, 6, 16, 3, 0);
+    for (code, at) in [("BOCBO", on_time), ("XUANLA", utc(2025, 6, 20, 3, 0)), ("NHANMON", on_time)] {
+        write(&store, report(code, half, &format!("{code}-1"), 10)).await;
+        set_imported_at(&db.url, code, "2025S1", at).await;
+    }
+    let completeness = store.completeness(&unit("PACNAM"), half, day(2025, 6, 24)).await.unwrap();
+    // The cluster owes nothing itself, so 13 units are still expected, and it is rated over
+    // its two communes.
+    assert_eq!(completeness.expected.len(), 13);
+    let rates = |code: &str| {
+        let child = completeness.children.iter().find(|c| c.unit.as_str() == code).unwrap();
+        (child.rates.expected, child.rates.reported, child.rates.on_time)
+    };
+    assert_eq!(rates("CUM1"), (2, 2, 1));
+    assert_eq!(rates("NHANMON"), (1, 1, 1));
+    assert!(completeness.children.iter().all(|c| !["BOCBO", "XUANLA"].contains(&c.unit.as_str())));
+    assert_eq!(completeness.children.len(), 12, "the cluster and the 11 other communes and agencies");
+    let total = &completeness.total;
+    assert_eq!((total.expected, total.reported, total.on_time), (13, 3, 2));
+    // The time each report first came is read back exactly.
+    let xuanla = completeness.units.iter().find(|u| u.unit.as_str() == "XUANLA").unwrap();
+    assert_eq!(xuanla.first_accepted_at, Some(utc(2025, 6, 20, 3, 0)));
+    assert_eq!((xuanla.status, xuanla.working_days_late), (Timeliness::Late, 3));
+
+    // Below the cluster, its communes are the children.
+    let cluster = store.completeness(&unit("CUM1"), half, day(2025, 6, 24)).await.unwrap();
+    let codes: Vec<&str> = cluster.expected.iter().map(UnitCode::as_str).collect();
+    assert_eq!(codes, ["BOCBO", "XUANLA"]);
+    assert_eq!(cluster.children.len(), 2);
+}
+
 #[tokio::test]
 async fn an_approved_report_refuses_imports_until_unapproved_and_the_trail_is_kept() {
     let db = TestDatabase::new().await;
