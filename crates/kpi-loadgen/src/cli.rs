@@ -36,6 +36,10 @@ pub struct FloorArgs {
     /// included), each as a ratio to the floor.
     #[arg(long)]
     pub stages: bool,
+    /// With `--stages`, also time the importer's checking of the cells read (`parse_sheets`,
+    /// the report contract against this catalog), which runs in the importer's own process.
+    #[arg(long, requires = "stages")]
+    pub catalog: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

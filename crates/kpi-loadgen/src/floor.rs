@@ -32,7 +32,29 @@ pub fn run(args: &FloorArgs) -> Result<()> {
         let reading = time_stage(&files, |bytes| kpi_importer::workbook::read_sheets(bytes).is_ok())?;
         println!("importer reading (read_sheets): {reading:.2} s, {:.2}× floor", reading / seconds);
     }
+    if let Some(catalog) = &args.catalog {
+        let text = std::fs::read_to_string(catalog).with_context(|| format!("{}", catalog.display()))?;
+        let catalog = kpi_core::Catalog::from_toml(&text)?;
+        let checking = time_checks(&files, &catalog)?;
+        println!("importer checking (parse_sheets): {checking:.2} s, {:.2}× floor", checking / seconds);
+    }
     Ok(())
+}
+
+/// Seconds the importer's checks take over every file's cells (read beforehand, untimed);
+/// every file must pass them.
+fn time_checks(files: &[PathBuf], catalog: &kpi_core::Catalog) -> Result<f64> {
+    let overrides = kpi_importer::Overrides::default();
+    let mut seconds = 0.0;
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
+        let sheets = kpi_importer::workbook::read_sheets(&bytes);
+        let started = Instant::now();
+        let checked = kpi_importer::parse_sheets("report.xlsx", &sheets, catalog, &overrides, kpi_importer::Lang::Vi);
+        seconds += started.elapsed().as_secs_f64();
+        anyhow::ensure!(checked.is_ok(), "{} failed the importer's checks: {checked:?}", file.display());
+    }
+    Ok(seconds)
 }
 
 /// Seconds `stage` takes over every file, one after the other; every file must pass it.
