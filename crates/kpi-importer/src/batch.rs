@@ -293,7 +293,7 @@ pub async fn run_batch(
         }
     };
     options.progress.storing();
-    let mut report = pipeline::store_all(store, read, paths, &catalog, options).await;
+    let mut report = pipeline::store_all(store, read, paths, options).await;
     options.progress.done();
     if report.stopped.is_none()
         && let Err(error) = list_missing(store, &mut report, options.import.dry_run).await

@@ -1,12 +1,12 @@
 //! A batch's two passes, in memory bounded by the files in flight, not by the batch.
 //!
 //! 1. **Read**: every input is read by the parse workers and held to the report contract,
-//!    `jobs` at a time, in batch order. A readable report is spilled to disk ([`Spill`]) and
-//!    only its unit and period are kept; a rejected file is kept as it is (its errors belong
-//!    to the batch's report anyway).
+//!    `jobs` at a time, in batch order. An acceptable file's checked report is spilled to disk
+//!    ([`Spill`]) and only its unit and period are kept; a rejected file is kept as it is (its
+//!    errors belong to the batch's report anyway).
 //! 2. **Store**: with every file's unit and period known, files that share them are rejected
-//!    as ambiguous; the others are read back one at a time, checked again (the same cells give
-//!    the same report) and stored in groups of [`FILES_PER_COMMIT`].
+//!    as ambiguous; the others are read back one at a time, as they were checked, and stored
+//!    in groups of [`FILES_PER_COMMIT`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -17,9 +17,7 @@ use kpi_store::Store;
 use crate::batch::{BatchOptions, BatchProgress, BatchReport, Input, input_bytes};
 use crate::issues::{Problem, issue};
 use crate::spill::{Spill, SpillError, SpillRecords};
-use crate::{
-    ImportOptions, ParsedFile, ReadFile, SheetReader, WorkerError, file_name_of, read_file, sha256_hex, store_files,
-};
+use crate::{ImportOptions, ParsedFile, SheetReader, WorkerError, file_name_of, read_file, sha256_hex, store_files};
 
 /// Files stored per transaction: the commit, the statements and the ancestors' totals are
 /// paid once per group, and a file is reported stored only once its group committed.
@@ -73,14 +71,14 @@ pub async fn read_all(
             Ok(outcome) => outcome,
             Err(error) => Err(WorkerError::Task(error.to_string())),
         };
-        let kept = outcome.map_err(ReadPassError::from).and_then(|(parsed, read)| {
+        let kept = outcome.map_err(ReadPassError::from).and_then(|parsed| {
             progress.parsed();
-            match (parsed.key(), read) {
-                (Some(key), Some(read)) => {
-                    spill.push(&read)?;
-                    keys.push(Some(key));
+            match &parsed.result {
+                Ok(report) => {
+                    spill.push(&parsed.path, &parsed.sha256, report)?;
+                    keys.push(Some((report.unit.clone(), report.period)));
                 }
-                _ => {
+                Err(_) => {
                     rejected.insert(keys.len(), parsed);
                     keys.push(None);
                 }
@@ -95,13 +93,13 @@ pub async fn read_all(
     Ok(ReadPass { spilled: spill.into_records()?, rejected, keys })
 }
 
-/// Reads one input and checks it; the read cells come back with a readable report.
+/// Reads one input and checks it.
 async fn read_input(
     reader: SheetReader,
     input: Input,
     catalog: Arc<Catalog>,
     options: ImportOptions,
-) -> Result<(ParsedFile, Option<ReadFile>), WorkerError> {
+) -> Result<ParsedFile, WorkerError> {
     let Input { path, source } = input;
     let bytes = tokio::task::spawn_blocking(move || input_bytes(source))
         .await
@@ -112,21 +110,15 @@ async fn read_input(
             // Let the next file reach the freed worker before checking this one, so the
             // worker reads while this process checks.
             tokio::task::yield_now().await;
-            Ok((read.check(&catalog, &options), Some(read)))
+            Ok(read.check(&catalog, &options))
         }
-        Err(problem) => Ok((ParsedFile::refused(path, sha256_hex(&[]), &problem, options.lang), None)),
+        Err(problem) => Ok(ParsedFile::refused(path, sha256_hex(&[]), &problem, options.lang)),
     }
 }
 
 /// Stores the files group by group, in batch order, telling the progress of each once its
 /// group committed; after a database or spill failure the remaining files are `not_stored`.
-pub async fn store_all(
-    store: &Store,
-    pass: ReadPass,
-    paths: Vec<String>,
-    catalog: &Catalog,
-    options: &BatchOptions,
-) -> BatchReport {
+pub async fn store_all(store: &Store, pass: ReadPass, paths: Vec<String>, options: &BatchOptions) -> BatchReport {
     let lang = options.import.lang;
     let ReadPass { mut spilled, mut rejected, keys } = pass;
     let mut ambiguous = ambiguous_files(&keys, &paths);
@@ -141,7 +133,7 @@ pub async fn store_all(
             Some(file) => file,
             None if report.stopped.is_some() => ParsedFile::unread(path),
             None => match spilled.next_file() {
-                Some(Ok(read)) => read.check(catalog, &options.import),
+                Some(Ok(file)) => file,
                 failed => {
                     let reason = failed
                         .and_then(Result::err)

@@ -65,27 +65,27 @@ fn malformed(what: &str) -> ProtocolError {
     ProtocolError(format!("malformed {what}"))
 }
 
-/// Appends protocol values to a payload.
+/// Appends protocol values to a payload (the batch's spill file uses the same encoding).
 #[derive(Debug, Default)]
-struct Encoder(Vec<u8>);
+pub(crate) struct Encoder(pub(crate) Vec<u8>);
 
 impl Encoder {
-    fn u8(&mut self, value: u8) {
+    pub(crate) fn u8(&mut self, value: u8) {
         self.0.push(value);
     }
-    fn u16(&mut self, value: u16) {
+    pub(crate) fn u16(&mut self, value: u16) {
         self.0.extend(value.to_le_bytes());
     }
-    fn u32(&mut self, value: u32) {
+    pub(crate) fn u32(&mut self, value: u32) {
         self.0.extend(value.to_le_bytes());
     }
-    fn u64(&mut self, value: u64) {
+    pub(crate) fn u64(&mut self, value: u64) {
         self.0.extend(value.to_le_bytes());
     }
-    fn f64(&mut self, value: f64) {
+    pub(crate) fn f64(&mut self, value: f64) {
         self.0.extend(value.to_le_bytes());
     }
-    fn str(&mut self, value: &str) {
+    pub(crate) fn str(&mut self, value: &str) {
         self.u32(u32::try_from(value.len()).unwrap_or(u32::MAX));
         self.0.extend(value.as_bytes().iter().take(u32::MAX as usize));
     }
@@ -93,10 +93,10 @@ impl Encoder {
 
 /// Reads protocol values from a payload, failing on anything short or out of place.
 #[derive(Debug)]
-struct Decoder<'a>(&'a [u8]);
+pub(crate) struct Decoder<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Decoder<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
         if self.0.len() < n {
             return Err(malformed("frame (too short)"));
         }
@@ -104,32 +104,32 @@ impl<'a> Decoder<'a> {
         self.0 = rest;
         Ok(head)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
         let mut out = [0; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
-    fn u8(&mut self) -> Result<u8, ProtocolError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, ProtocolError> {
         Ok(self.array::<1>()?[0])
     }
-    fn u16(&mut self) -> Result<u16, ProtocolError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, ProtocolError> {
         self.array().map(u16::from_le_bytes)
     }
-    fn u32(&mut self) -> Result<u32, ProtocolError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, ProtocolError> {
         self.array().map(u32::from_le_bytes)
     }
-    fn u64(&mut self) -> Result<u64, ProtocolError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, ProtocolError> {
         self.array().map(u64::from_le_bytes)
     }
-    fn f64(&mut self) -> Result<f64, ProtocolError> {
+    pub(crate) fn f64(&mut self) -> Result<f64, ProtocolError> {
         self.array().map(f64::from_le_bytes)
     }
-    fn str(&mut self) -> Result<String, ProtocolError> {
+    pub(crate) fn str(&mut self) -> Result<String, ProtocolError> {
         let length = self.u32()? as usize;
         let bytes = self.take(length)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| malformed("string (not UTF-8)"))
     }
-    fn finish(self) -> Result<(), ProtocolError> {
+    pub(crate) fn finish(self) -> Result<(), ProtocolError> {
         if self.0.is_empty() { Ok(()) } else { Err(malformed("frame (trailing bytes)")) }
     }
 }
