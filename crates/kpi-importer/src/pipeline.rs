@@ -107,9 +107,6 @@ async fn read_input(
     match bytes {
         Ok(bytes) => {
             let read = read_file(&reader, path, bytes).await?;
-            // Let the next file reach the freed worker before checking this one, so the
-            // worker reads while this process checks.
-            tokio::task::yield_now().await;
             Ok(read.check(&catalog, &options))
         }
         Err(problem) => Ok(ParsedFile::refused(path, sha256_hex(&[]), &problem, options.lang)),

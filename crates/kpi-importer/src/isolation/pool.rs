@@ -55,16 +55,19 @@ impl WorkerPool {
     /// Reads one workbook in a worker. The outer error is the pool's own failure (no worker
     /// could be started); everything the file causes is in the answer.
     pub async fn read(&self, workbook: &[u8]) -> Result<Answer, WorkerError> {
-        let _permit = self.permits.acquire().await.map_err(|_| WorkerError::Closed)?;
+        let permit = self.permits.acquire().await.map_err(|_| WorkerError::Closed)?;
         let mut worker = match self.take_idle() {
             Some(worker) => worker,
             None => self.spawn().await?,
         };
         match tokio::time::timeout(self.config.deadline, worker.exchange(workbook)).await {
             Ok(Ok(answer)) => {
-                // Free the worker before decoding, so the next file reaches it at once: this
-                // process decodes while the worker reads.
+                // Free the worker and let the next file's task send it its workbook before
+                // this answer is decoded: the worker reads while this process decodes and
+                // checks, instead of waiting for both.
                 self.release(worker);
+                drop(permit);
+                tokio::task::yield_now().await;
                 Ok(protocol::decode_answer(&answer).unwrap_or_else(|error| {
                     tracing::warn!(%error, "a parse worker answered with a malformed frame");
                     Err(Problem::ReaderFailed { detail: "its reader answered with a malformed frame".into() })
