@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::aggregate::{Aggregate, resolve_over_time};
+use crate::aggregate::{Aggregate, resolve_year};
 use crate::figure::{Figure, IndicatorKind, TimeAggregation};
 use crate::period::Period;
 
@@ -88,13 +88,11 @@ pub fn resolution_changes(
     old: &Reported,
     new: &Reported,
 ) -> Vec<(Period, Option<Figure>, Option<Figure>)> {
-    Period::Year(year)
-        .with_descendants()
+    let (before, after) = (resolve_year(year, time, old), resolve_year(year, time, new));
+    before
         .into_iter()
-        .filter_map(|period| {
-            let (before, after) = (resolve_over_time(period, time, old), resolve_over_time(period, time, new));
-            (before != after).then_some((period, before, after))
-        })
+        .zip(after)
+        .filter_map(|((period, before), (_, after))| (before != after).then_some((period, before, after)))
         .collect()
 }
 
