@@ -214,8 +214,10 @@ fn sniff_zip(bytes: &[u8]) -> Result<Sniffed<'_>, Problem> {
         Format::Xlsb
     } else if has("xl/workbook.xml") || workbook.is_some() {
         Format::Xlsx
-    } else if has("content.xml") && (mimetype.contains("opendocument.spreadsheet") || mimetype.is_empty()) {
-        check_ods_grid(bytes)?;
+    } else if let Some((_, content)) = entries.iter().find(|(name, _)| normalized(name) == "content.xml")
+        && (mimetype.contains("opendocument.spreadsheet") || mimetype.is_empty())
+    {
+        check_ods_grid(content)?;
         Format::Ods
     } else {
         return Err(not_a_workbook("a zip archive, but not a workbook".into()));
