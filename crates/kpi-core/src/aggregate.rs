@@ -17,18 +17,8 @@ pub fn resolve_over_time(period: Period, time: TimeAggregation, reported: &BTree
     if let Some(figure) = reported.get(&period) {
         return Some(*figure);
     }
-    let children = period.children();
-    match time {
-        TimeAggregation::Stock => children.into_iter().rev().find_map(|child| resolve_over_time(child, time, reported)),
-        TimeAggregation::Flow => children
-            .into_iter()
-            .filter_map(|child| resolve_over_time(child, time, reported))
-            .try_fold(None::<Figure>, |total, figure| match total {
-                None => Some(Some(figure)),
-                Some(total) => total.checked_add(figure).map(Some),
-            })
-            .flatten(),
-    }
+    let children = period.children().into_iter().map(|child| resolve_over_time(child, time, reported));
+    combine_children(time, children)
 }
 
 /// How many periods a year holds, itself included: the year, 2 halves, 4 quarters, 12 months.
@@ -48,9 +38,8 @@ pub fn resolve_year(
     for (slot, period) in resolved.iter_mut().zip(Period::Year(year).with_descendants()) {
         slot.0 = period;
     }
-    // In that order the children of the period at `index` are at `first_child(index)` and
-    // after it, and every child comes after its parent: resolving backwards meets the
-    // children first.
+    // In that order every period's children sit together after it (`children_slots`), so
+    // resolving backwards meets the children first.
     for index in (0..PERIODS_IN_A_YEAR).rev() {
         let period = resolved[index].0;
         let figure = match reported.get(&period) {
@@ -77,7 +66,9 @@ fn children_slots(index: usize) -> (usize, usize) {
     }
 }
 
-/// A period's figure from its children's, in order, as [`resolve_over_time`] combines them.
+/// A period's figure from its children's, in order: a stock takes the latest child with a
+/// figure, a flow sums them (no figure if the sum overflows or mixes kinds). Children are
+/// resolved lazily, so a stock resolves only from its latest child back.
 fn combine_children(
     time: TimeAggregation,
     children: impl DoubleEndedIterator<Item = Option<Figure>>,
