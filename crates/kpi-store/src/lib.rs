@@ -13,6 +13,7 @@ mod kpis;
 mod quality;
 mod revisions;
 mod snapshot;
+mod sql;
 mod state;
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -73,7 +73,7 @@ impl Encoder {
     pub(crate) fn u8(&mut self, value: u8) {
         self.0.push(value);
     }
-    pub(crate) fn u16(&mut self, value: u16) {
+    fn u16(&mut self, value: u16) {
         self.0.extend(value.to_le_bytes());
     }
     pub(crate) fn u32(&mut self, value: u32) {
@@ -96,7 +96,7 @@ impl Encoder {
 pub(crate) struct Decoder<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Decoder<'a> {
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
         if self.0.len() < n {
             return Err(malformed("frame (too short)"));
         }
@@ -104,7 +104,7 @@ impl<'a> Decoder<'a> {
         self.0 = rest;
         Ok(head)
     }
-    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
         let mut out = [0; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
@@ -112,7 +112,7 @@ impl<'a> Decoder<'a> {
     pub(crate) fn u8(&mut self) -> Result<u8, ProtocolError> {
         Ok(self.array::<1>()?[0])
     }
-    pub(crate) fn u16(&mut self) -> Result<u16, ProtocolError> {
+    fn u16(&mut self) -> Result<u16, ProtocolError> {
         self.array().map(u16::from_le_bytes)
     }
     pub(crate) fn u32(&mut self) -> Result<u32, ProtocolError> {
