@@ -42,15 +42,11 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
     } else {
         ["File", "Status", "Unit", "Period", "Rev", "Errors", "Warnings"]
     };
-    // A large batch printed a line per file as it went: the table keeps the files to act on,
-    // and only their rows are built (ten thousand rows of strings would dwarf the batch).
-    let full = report.files.len() <= FULL_TABLE_UP_TO;
-    let shown: Vec<&FileReport> = report
-        .files
-        .iter()
-        .filter(|f| full || !f.errors.is_empty() || !f.warnings.is_empty() || f.status == Status::NotStored)
-        .collect();
-    let clean = report.files.len() - shown.len();
+    // A large batch printed a line per file as it went: the table keeps the files to act on
+    // (the batch kept only those, and at most a few hundred of them).
+    let shown = report.files.listed();
+    let unlisted = report.files.unlisted_to_act_on();
+    let clean = report.files.len() - shown.len() - unlisted;
     let rows: Vec<[String; 7]> = shown
         .iter()
         .map(|f| {
@@ -86,7 +82,7 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
     out.push('\n');
     out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
     out.push('\n');
-    for (row, file) in rows.iter().zip(&shown) {
+    for (row, file) in rows.iter().zip(shown) {
         out.push_str(&line(row));
         out.push('\n');
         for error in &file.errors {
@@ -96,6 +92,13 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
             out.push_str(&format!("    ! [{}] {}\n", warning.code, warning.message));
         }
     }
+    if unlisted > 0 {
+        out.push_str(&if vi {
+            format!("… và {unlisted} tệp khác có lỗi hoặc cảnh báo (đủ trong --report-json)\n")
+        } else {
+            format!("… and {unlisted} more files with errors or warnings (all in --report-json)\n")
+        });
+    }
     if clean > 0 {
         out.push_str(&if vi {
             format!("… và {clean} tệp không lỗi, không cảnh báo (đã in ở trên; đủ trong --report-json)\n")
@@ -103,7 +106,7 @@ pub fn render_summary(report: &BatchReport, lang: Lang) -> String {
             format!("… and {clean} files without errors or warnings (printed above; all in --report-json)\n")
         });
     }
-    let count = |status: Status| report.files.iter().filter(|f| f.status == status).count();
+    let count = |status: Status| report.files.count(status);
     let (accepted, revised, unchanged, rejected) =
         (count(Status::Accepted), count(Status::Revised), count(Status::Unchanged), count(Status::Rejected));
     out.push('\n');
@@ -186,8 +189,6 @@ fn timeliness_lines(period: &str, timeliness: &PeriodTimeliness, lang: Lang) -> 
 /// Lines of overdue units (each a due date and a lateness) shown per period.
 const LISTED_GROUPS: usize = 4;
 
-/// Files up to which the summary table lists every file.
-const FULL_TABLE_UP_TO: usize = 50;
 /// Missing units listed by code per period before the rest are counted.
 const LISTED_UNITS: usize = 12;
 /// Parents listed with their counts of missing units.
@@ -237,6 +238,7 @@ pub fn say(text: &str) {
 mod tests {
     use super::*;
     use kpi_importer::batch::OverdueUnit;
+    use kpi_importer::file_reports::{FileReports, MAX_LISTED};
 
     fn file(index: usize, status: Status) -> FileReport {
         FileReport {
@@ -253,7 +255,8 @@ mod tests {
 
     #[test]
     fn a_national_summary_stays_readable() {
-        let mut files: Vec<FileReport> = (0..60).map(|i| file(i, Status::Accepted)).collect();
+        let mut files = FileReports::new();
+        (0..60).for_each(|i| files.push(file(i, Status::Accepted)));
         files.push(file(60, Status::NotStored));
         let missing: Vec<String> = (0..100).map(|i| format!("U{i:03}")).collect();
         let by_parent: Vec<(String, usize)> = (0..10).map(|p| (format!("P{p}"), 10)).collect();
@@ -289,5 +292,24 @@ mod tests {
         assert!(text.contains("  overdue (due 2025-12-16, 27 working days late): V015,"), "{text}");
         assert!(!text.contains("26 working days late"), "{text}");
         assert!(text.contains("  … and 5 more overdue units (all in --report-json)"), "{text}");
+    }
+
+    #[test]
+    fn files_to_act_on_past_the_listed_ones_are_counted() {
+        let mut files = FileReports::new();
+        for i in 0..2 * MAX_LISTED + 70 {
+            files.push(file(i, if i % 2 == 0 { Status::Accepted } else { Status::NotStored }));
+        }
+        let report = BatchReport { files, ..BatchReport::default() };
+        let text = render_summary(&report, Lang::En);
+        let last_listed = format!("f{}.xlsx", 2 * MAX_LISTED - 1);
+        let first_unlisted = format!("f{}.xlsx", 2 * MAX_LISTED + 1);
+        assert!(text.contains(&last_listed) && !text.contains(&first_unlisted), "{text}");
+        assert!(text.contains("… and 35 more files with errors or warnings (all in --report-json)"), "{text}");
+        assert!(text.contains(&format!("… and {} files without errors or warnings", MAX_LISTED + 35)), "{text}");
+        assert!(
+            text.contains(&format!("Total: {} files: {} accepted", 2 * MAX_LISTED + 70, MAX_LISTED + 35)),
+            "{text}"
+        );
     }
 }

@@ -6,8 +6,8 @@
 //! it starts ([`BatchError`]); a database or reader failure midway stops it with a report all
 //! the same, saying which files were stored, which were not, and why ([`BatchReport::stopped`]).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Cursor, Read};
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use kpi_core::{Catalog, Period};
 use kpi_store::Store;
 use serde::Serialize;
 
+use crate::file_reports::FileReports;
 use crate::issues::Problem;
 use crate::workbook::{MAX_FILE_BYTES, MAX_RATIO, MAX_UNPACKED_BYTES};
 use crate::{FileReport, ImportOptions, ParsedFile, SheetReader, Status, pipeline};
@@ -55,22 +56,22 @@ pub struct Input {
     pub source: Source,
 }
 
-/// The JSON report: `{"files":[…],"missing":{"2023S1":["COLINH",…]}}`, plus `"stopped"` when
+/// A batch's outcome. Its JSON ([`write_json`]) is
+/// `{"files":[…],"missing":{"2023S1":["COLINH",…]},"timeliness":{…}}`, plus `"stopped"` when
 /// the batch could not finish.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Default)]
 pub struct BatchReport {
-    pub files: Vec<FileReport>,
+    /// Every file's report, in batch order (kept on disk; counted and sampled in memory).
+    pub files: FileReports,
     /// Per period seen in the batch, the expected units that have no report.
     pub missing: BTreeMap<String, Vec<String>>,
     /// Per period, the missing units counted by parent, most first (for the summary; the JSON
     /// keeps the full lists above).
-    #[serde(skip)]
     pub missing_by_parent: BTreeMap<String, Vec<(String, usize)>>,
     /// Per period seen in the batch, where the whole tree stands against its deadlines today.
     pub timeliness: BTreeMap<String, PeriodTimeliness>,
     /// Why the batch stopped early (the database or the reader failed); the files it did not
     /// store are listed as `not_stored`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
 }
 
@@ -100,7 +101,7 @@ pub struct OverdueUnit {
 
 impl BatchReport {
     pub fn any_rejected(&self) -> bool {
-        self.files.iter().any(|f| f.status == Status::Rejected)
+        self.files.count(Status::Rejected) > 0
     }
 }
 
@@ -314,7 +315,7 @@ async fn judge_timeliness(store: &Store, report: &mut BatchReport) -> Result<(),
     let snapshot = store.snapshot().await?;
     let Some(root) = snapshot.root() else { return Ok(()) };
     let today = kpi_core::calendar::local_date(chrono::Utc::now());
-    let periods: BTreeSet<String> = report.files.iter().filter_map(|f| f.period.clone()).collect();
+    let periods: Vec<String> = report.files.periods().map(str::to_owned).collect();
     for code in periods {
         let Ok(period) = Period::parse(&code) else { continue };
         let completeness = store.completeness(&root.definition.code, period, today).await?;
@@ -343,24 +344,21 @@ async fn judge_timeliness(store: &Store, report: &mut BatchReport) -> Result<(),
 
 /// The report of a batch whose reading failed: nothing was stored.
 fn stopped_before_storing(paths: Vec<String>, reason: String) -> BatchReport {
-    let files = paths.into_iter().map(|path| ParsedFile::unread(path).not_stored()).collect();
-    BatchReport { files, stopped: Some(reason), ..BatchReport::default() }
+    let mut report = BatchReport { stopped: Some(reason), ..BatchReport::default() };
+    for path in paths {
+        report.files.push(ParsedFile::unread(path).not_stored());
+    }
+    report
 }
 
 /// Fills in, per period seen, the expected units that have no report (in a dry run, none from
 /// this batch either).
 async fn list_missing(store: &Store, report: &mut BatchReport, dry_run: bool) -> Result<(), kpi_store::StoreError> {
-    let periods: BTreeSet<String> = report.files.iter().filter_map(|f| f.period.clone()).collect();
+    let periods: Vec<String> = report.files.periods().map(str::to_owned).collect();
     for code in periods {
         let Ok(period) = Period::parse(&code) else { continue };
         let mut missing = store.missing_units(period).await?;
-        if dry_run {
-            let present: BTreeSet<&str> = report
-                .files
-                .iter()
-                .filter(|f| f.status != Status::Rejected && f.period.as_deref() == Some(code.as_str()))
-                .filter_map(|f| f.unit.as_deref())
-                .collect();
+        if dry_run && let Some(present) = report.files.units_in(&code) {
             missing.retain(|unit| !present.contains(unit.as_str()));
         }
         let snapshot = store.snapshot().await?;
@@ -377,9 +375,28 @@ async fn list_missing(store: &Store, report: &mut BatchReport, dry_run: bool) ->
     Ok(())
 }
 
-/// Writes the JSON report.
+/// Writes the JSON report, streaming the files' reports from where the batch kept them.
 pub fn write_json(report: &BatchReport, path: &Path) -> Result<(), BatchError> {
     let output = |source| BatchError::Output { path: path.to_owned(), source };
-    let json = serde_json::to_vec_pretty(report).map_err(|e| output(std::io::Error::other(e)))?;
-    std::fs::write(path, json).map_err(output)
+    let file = std::fs::File::create(path).map_err(output)?;
+    let mut out = BufWriter::new(file);
+    write_json_to(report, &mut out).and_then(|()| out.flush()).map_err(output)
+}
+
+fn write_json_to(report: &BatchReport, out: &mut impl Write) -> std::io::Result<()> {
+    out.write_all(b"{\n  \"files\": [")?;
+    for (index, file) in report.files.iter().enumerate() {
+        let file = file.map_err(std::io::Error::other)?;
+        out.write_all(if index == 0 { b"\n    " } else { b",\n    " })?;
+        serde_json::to_writer(&mut *out, &file)?;
+    }
+    out.write_all(b"\n  ],\n  \"missing\": ")?;
+    serde_json::to_writer(&mut *out, &report.missing)?;
+    out.write_all(b",\n  \"timeliness\": ")?;
+    serde_json::to_writer(&mut *out, &report.timeliness)?;
+    if let Some(stopped) = &report.stopped {
+        out.write_all(b",\n  \"stopped\": ")?;
+        serde_json::to_writer(&mut *out, stopped)?;
+    }
+    out.write_all(b"\n}\n")
 }

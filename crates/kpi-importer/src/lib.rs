@@ -12,11 +12,13 @@
 //! - [`issues`]: error codes and their Vietnamese and English messages;
 //! - [`checks`]: the catalog's rules and outliers, checked against the store's figures;
 //! - [`batch`]: files, folders and zips, and the batch's report;
+//! - [`file_reports`]: a batch's file reports, counted in memory and kept whole on disk;
 //! - `pipeline` and [`spill`]: a batch's read and store passes, in bounded memory;
 //! - [`template`]: the blank template, demo data and test workbooks.
 
 pub mod batch;
 pub mod checks;
+pub mod file_reports;
 #[cfg(feature = "test-support")]
 pub mod hostile;
 pub mod isolation;

@@ -121,8 +121,6 @@ pub async fn store_all(store: &Store, pass: ReadPass, paths: Vec<String>, option
     let mut ambiguous = ambiguous_files(&keys, &paths);
     drop(keys);
     let mut report = BatchReport::default();
-    // Every file gets a report: sized once, not doubled as it grows.
-    report.files.reserve_exact(paths.len());
     let mut group = Vec::with_capacity(FILES_PER_COMMIT);
     // Each path is dropped as its file is reached: its report holds its own copy.
     for (index, path) in paths.into_iter().enumerate() {

@@ -49,12 +49,7 @@ pub struct SpillRecords {
 impl Spill {
     /// An empty spill file in the system's temporary folder (`TMPDIR`), already unlinked.
     pub fn create() -> Result<Spill, SpillError> {
-        let folder = std::env::temp_dir();
-        let io = |source| SpillError::Io { folder: folder.clone(), source };
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let path = folder.join(format!(".kpi-import-{}-{nanos}.spill", std::process::id()));
-        let file = File::options().read(true).write(true).create_new(true).open(&path).map_err(io)?;
-        std::fs::remove_file(&path).map_err(io)?;
+        let (file, folder) = unlinked_temp_file("spill")?;
         Ok(Spill { writer: BufWriter::new(file), folder, count: 0, codes: Vec::new() })
     }
 
@@ -141,21 +136,55 @@ fn encode_report(report: &ParsedReport, codes: &mut Vec<&'static str>) -> Vec<u8
         optional(&mut out, value.note.as_deref());
         out.str(&value.cell);
     }
-    out.u32(u32::try_from(report.warnings.len()).unwrap_or(u32::MAX));
-    for warning in &report.warnings {
-        out.str(&warning.sheet);
-        out.str(&warning.cell);
-        let position = codes.iter().position(|&code| code == warning.code).unwrap_or_else(|| {
-            codes.push(warning.code);
-            codes.len() - 1
-        });
-        out.u32(u32::try_from(position).unwrap_or(u32::MAX));
-        out.str(&warning.message);
-    }
+    encode_issues(&mut out, &report.warnings, codes);
     out.0
 }
 
-fn optional(out: &mut Encoder, value: Option<&str>) {
+/// Issues as `count:u32 (sheet cell code:u32 message)*`, each code its position in `codes`
+/// (added there when new).
+pub(crate) fn encode_issues(out: &mut Encoder, issues: &[Issue], codes: &mut Vec<&'static str>) {
+    out.u32(u32::try_from(issues.len()).unwrap_or(u32::MAX));
+    for issue in issues {
+        out.str(&issue.sheet);
+        out.str(&issue.cell);
+        let position = codes.iter().position(|&code| code == issue.code).unwrap_or_else(|| {
+            codes.push(issue.code);
+            codes.len() - 1
+        });
+        out.u32(u32::try_from(position).unwrap_or(u32::MAX));
+        out.str(&issue.message);
+    }
+}
+
+/// Issues [`encode_issues`] wrote with `codes`.
+pub(crate) fn decode_issues(input: &mut Decoder<'_>, codes: &[&'static str]) -> Result<Vec<Issue>, SpillError> {
+    let count = input.u32()?;
+    let mut issues = Vec::new();
+    for _ in 0..count {
+        let sheet = input.str()?;
+        let cell = input.str()?;
+        let code = codes
+            .get(input.u32()? as usize)
+            .copied()
+            .ok_or_else(|| SpillError::Corrupt("an issue's code was never written".into()))?;
+        issues.push(Issue { sheet, cell, code, message: input.str()? });
+    }
+    Ok(issues)
+}
+
+/// A new file in the system's temporary folder (`TMPDIR`), already unlinked so that it
+/// vanishes with the process whatever happens, and the folder (for messages).
+pub(crate) fn unlinked_temp_file(kind: &str) -> Result<(File, PathBuf), SpillError> {
+    let folder = std::env::temp_dir();
+    let io = |source| SpillError::Io { folder: folder.clone(), source };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let path = folder.join(format!(".kpi-import-{}-{nanos}.{kind}", std::process::id()));
+    let file = File::options().read(true).write(true).create_new(true).open(&path).map_err(io)?;
+    std::fs::remove_file(&path).map_err(io)?;
+    Ok((file, folder))
+}
+
+pub(crate) fn optional(out: &mut Encoder, value: Option<&str>) {
     match value {
         Some(value) => {
             out.u8(1);
@@ -188,19 +217,12 @@ fn decode_report(bytes: &[u8], codes: &[&'static str]) -> Result<ParsedReport, S
         let note = read_optional(&mut input)?;
         values.push(ParsedValue { indicator, figure, note, cell: input.str()? });
     }
-    let count = input.u32()?;
-    let mut warnings = Vec::new();
-    for _ in 0..count {
-        let sheet = input.str()?;
-        let cell = input.str()?;
-        let code = codes.get(input.u32()? as usize).copied().ok_or_else(|| corrupt("issue code"))?;
-        warnings.push(Issue { sheet, cell, code, message: input.str()? });
-    }
+    let warnings = decode_issues(&mut input, codes)?;
     input.finish()?;
     Ok(ParsedReport { sheet, unit, period, prepared_by, prepared_on, values, warnings })
 }
 
-fn read_optional(input: &mut Decoder<'_>) -> Result<Option<String>, SpillError> {
+pub(crate) fn read_optional(input: &mut Decoder<'_>) -> Result<Option<String>, SpillError> {
     match input.u8()? {
         0 => Ok(None),
         1 => Ok(Some(input.str()?)),

@@ -109,7 +109,8 @@ async fn hostile_files_in_a_batch_leave_the_good_ones_accepted() {
     let batch = BatchOptions { import: options(), jobs: 2, progress: Arc::new(Silent) };
     let report = run_batch(&store, &reader, Arc::new(catalog.clone()), inputs, &batch).await;
     assert_eq!(report.stopped, None);
-    for file in &report.files {
+    for file in report.files.iter() {
+        let file = file.unwrap();
         let name = file.path.rsplit('/').next().unwrap();
         match hostile.iter().find(|h| h.name == name) {
             Some(h) => assert_eq!((file.status, file.errors[0].code), (Status::Rejected, h.code), "{name}"),
