@@ -139,6 +139,42 @@ async fn a_worker_out_of_memory_rejects_one_file_and_is_replaced() {
     assert_eq!(codes(&roomy, "hungry.xls", hungry).await, vec!["no_report_sheet"]);
 }
 
+/// Each worker holds a second file in its pipe while it reads one: the answers come back to
+/// the files they belong to.
+#[tokio::test]
+async fn files_queued_in_one_worker_get_their_own_answers() {
+    let reader = reader_with(IsolationConfig { workers: 1, ..IsolationConfig::default() }).await;
+    let units = ["BOCBO", "PNV", "COLINH", "BANGTHANH", "BOCBO", "PNV"];
+    let catalog = Arc::new(catalog());
+    let reads: Vec<_> = (2020..)
+        .zip(units)
+        .map(|(year, unit)| {
+            let (reader, catalog) = (reader.clone(), Arc::clone(&catalog));
+            tokio::spawn(async move {
+                let parsed = parse_file(&reader, "f.xlsx", demo(unit, year), &catalog, &options()).await.unwrap();
+                parsed.result.map(|report| (report.unit.to_string(), report.period)).map_err(|r| r.errors)
+            })
+        })
+        .collect();
+    for ((year, unit), read) in (2020..).zip(units).zip(reads) {
+        assert_eq!(read.await.unwrap(), Ok((unit.to_owned(), Period::Year(year))));
+    }
+}
+
+/// A file waiting in the pipe of a worker that the file before it kills never started: it is
+/// read by the next worker, not rejected.
+#[tokio::test]
+async fn a_file_queued_behind_a_fatal_one_is_read_by_a_fresh_worker() {
+    let config = IsolationConfig { workers: 1, memory_limit_bytes: 64 << 20, ..IsolationConfig::default() };
+    let reader = reader_with(config).await;
+    let (fatal, queued) = tokio::join!(
+        codes(&reader, "hungry.xls", hostile::xls_reserving(1_900_000)),
+        codes(&reader, "bocbo.xlsx", demo("BOCBO", 2023)),
+    );
+    assert_eq!(fatal, vec!["reader_failed"]);
+    assert_eq!(queued, Vec::<&str>::new());
+}
+
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_worker_past_its_deadline_is_killed() {
