@@ -375,12 +375,17 @@ async fn list_missing(store: &Store, report: &mut BatchReport, dry_run: bool) ->
     Ok(())
 }
 
-/// Writes the JSON report, streaming the files' reports from where the batch kept them.
+/// Writes the JSON report, streaming the files' reports from where the batch kept them. A
+/// report that cannot be written whole is removed, never left half-written.
 pub fn write_json(report: &BatchReport, path: &Path) -> Result<(), BatchError> {
     let output = |source| BatchError::Output { path: path.to_owned(), source };
     let file = std::fs::File::create(path).map_err(output)?;
     let mut out = BufWriter::new(file);
-    write_json_to(report, &mut out).and_then(|()| out.flush()).map_err(output)
+    let written = write_json_to(report, &mut out).and_then(|()| out.flush());
+    if written.is_err() {
+        std::fs::remove_file(path).ok();
+    }
+    written.map_err(output)
 }
 
 fn write_json_to(report: &BatchReport, out: &mut impl Write) -> std::io::Result<()> {

@@ -6,6 +6,8 @@
 //! file's checked report here, in batch order, in the parse workers' encoding; the second
 //! reads them back one at a time, as they were checked, without checking them again. The file
 //! is unlinked as soon as it is created, so it vanishes with the process, whatever happens.
+//! The same pieces (the unlinked file, issues and optional strings) keep the batch's file
+//! reports too ([`crate::file_reports`]).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};

@@ -65,7 +65,8 @@ fn malformed(what: &str) -> ProtocolError {
     ProtocolError(format!("malformed {what}"))
 }
 
-/// Appends protocol values to a payload (the batch's spill file uses the same encoding).
+/// Appends protocol values to a payload (the batch's spill and file-report files use the same
+/// encoding).
 #[derive(Debug, Default)]
 pub(crate) struct Encoder(pub(crate) Vec<u8>);
 
