@@ -95,8 +95,9 @@ impl WorkerPool {
         let request = protocol::encode_request(workbook);
         for _ in 0..MAX_SENDS {
             let lane = self.lane().await?;
+            let queued = Queued(&lane);
             let exchanged = self.exchange(&lane, &request).await;
-            lane.queued.fetch_sub(1, Ordering::Relaxed);
+            drop(queued);
             match exchanged {
                 Exchange::Answered(answer) => {
                     // The next file is already in the worker's pipe: let another task send
@@ -225,6 +226,15 @@ impl WorkerPool {
             }
             Err(error) => Err(WorkerError::Handshake(lane.death(&error).await)),
         }
+    }
+}
+
+/// One file counted in its lane's queue, until it is answered, sent elsewhere, or dropped.
+struct Queued<'a>(&'a Lane);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
