@@ -4,7 +4,9 @@
 //! until it ends, only for the JSON report to list them. Here each report is counted (by
 //! status and period) and written to an unlinked temp file as it becomes final; memory keeps
 //! only what the summary shows: every file while the batch is small, and past that the files
-//! a person must act on, up to [`MAX_LISTED`]. The JSON report streams the file back.
+//! a person must act on, up to [`MAX_LISTED`]. The JSON report streams the file back. Where
+//! no temp file can be created, the reports are held in memory instead, as a small batch's
+//! would be, and the batch and its JSON report go on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -233,6 +235,7 @@ impl Read for Logged<'_> {
     }
 }
 
+/// The log's records, decoded one at a time.
 struct Records<'a> {
     reader: BufReader<Logged<'a>>,
     remaining: usize,
