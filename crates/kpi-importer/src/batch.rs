@@ -59,7 +59,7 @@ pub struct Input {
 /// A batch's outcome. Its JSON ([`write_json`]) is
 /// `{"files":[…],"missing":{"2023S1":["COLINH",…]},"timeliness":{…}}`, plus `"stopped"` when
 /// the batch could not finish.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct BatchReport {
     /// Every file's report, in batch order (kept on disk; counted and sampled in memory).
     pub files: FileReports,
@@ -67,11 +67,13 @@ pub struct BatchReport {
     pub missing: BTreeMap<String, Vec<String>>,
     /// Per period, the missing units counted by parent, most first (for the summary; the JSON
     /// keeps the full lists above).
+    #[serde(skip)]
     pub missing_by_parent: BTreeMap<String, Vec<(String, usize)>>,
     /// Per period seen in the batch, where the whole tree stands against its deadlines today.
     pub timeliness: BTreeMap<String, PeriodTimeliness>,
     /// Why the batch stopped early (the database or the reader failed); the files it did not
     /// store are listed as `not_stored`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
 }
 
@@ -381,27 +383,10 @@ pub fn write_json(report: &BatchReport, path: &Path) -> Result<(), BatchError> {
     let output = |source| BatchError::Output { path: path.to_owned(), source };
     let file = std::fs::File::create(path).map_err(output)?;
     let mut out = BufWriter::new(file);
-    let written = write_json_to(report, &mut out).and_then(|()| out.flush());
+    let written =
+        serde_json::to_writer_pretty(&mut out, report).map_err(std::io::Error::other).and_then(|()| out.flush());
     if written.is_err() {
         std::fs::remove_file(path).ok();
     }
     written.map_err(output)
-}
-
-fn write_json_to(report: &BatchReport, out: &mut impl Write) -> std::io::Result<()> {
-    out.write_all(b"{\n  \"files\": [")?;
-    for (index, file) in report.files.iter().enumerate() {
-        let file = file.map_err(std::io::Error::other)?;
-        out.write_all(if index == 0 { b"\n    " } else { b",\n    " })?;
-        serde_json::to_writer(&mut *out, &file)?;
-    }
-    out.write_all(b"\n  ],\n  \"missing\": ")?;
-    serde_json::to_writer(&mut *out, &report.missing)?;
-    out.write_all(b",\n  \"timeliness\": ")?;
-    serde_json::to_writer(&mut *out, &report.timeliness)?;
-    if let Some(stopped) = &report.stopped {
-        out.write_all(b",\n  \"stopped\": ")?;
-        serde_json::to_writer(&mut *out, stopped)?;
-    }
-    out.write_all(b"\n}\n")
 }

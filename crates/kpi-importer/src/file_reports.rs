@@ -13,6 +13,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 
+use serde::ser::{Serialize, SerializeSeq, Serializer};
+
 use crate::isolation::protocol::{Decoder, Encoder};
 use crate::spill::{SpillError, decode_issues, encode_issues, optional, read_optional, unlinked_temp_file};
 use crate::{FileReport, Status};
@@ -181,6 +183,17 @@ impl FileReports {
                 })
             }
         }
+    }
+}
+
+/// The reports as a JSON list, streamed from the log one at a time.
+impl Serialize for FileReports {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut list = serializer.serialize_seq(Some(self.total))?;
+        for file in self.iter() {
+            list.serialize_element(&file.map_err(serde::ser::Error::custom)?)?;
+        }
+        list.end()
     }
 }
 
