@@ -34,9 +34,10 @@ pub fn resolve_year(
     time: TimeAggregation,
     reported: &BTreeMap<Period, Figure>,
 ) -> [(Period, Option<Figure>); PERIODS_IN_A_YEAR] {
-    let mut resolved = [(Period::Year(year), None); PERIODS_IN_A_YEAR];
-    for (slot, period) in resolved.iter_mut().zip(Period::Year(year).with_descendants()) {
-        slot.0 = period;
+    let mut resolved = year_periods(year).map(|period| (period, None));
+    if reported.is_empty() {
+        // Most writes add a unit's first report of a year: nothing to resolve before them.
+        return resolved;
     }
     // In that order every period's children sit together after it (`children_slots`), so
     // resolving backwards meets the children first.
@@ -53,6 +54,22 @@ pub fn resolve_year(
         resolved[index].1 = figure;
     }
     resolved
+}
+
+/// The periods of `year` in `Period::with_descendants` order, without allocating: the
+/// totals resolve a year twice for every indicator of every file they write.
+fn year_periods(year: i32) -> [Period; PERIODS_IN_A_YEAR] {
+    let mut periods = [Period::Year(year); PERIODS_IN_A_YEAR];
+    for half in 1..=2u8 {
+        periods[usize::from(half)] = Period::Half(year, half);
+    }
+    for quarter in 1..=4u8 {
+        periods[2 + usize::from(quarter)] = Period::Quarter(year, quarter);
+    }
+    for month in 1..=12u8 {
+        periods[6 + usize::from(month)] = Period::Month(year, month);
+    }
+    periods
 }
 
 /// Where the children of the period at `index` of [`resolve_year`]'s order start, and how
@@ -189,6 +206,13 @@ mod tests {
 
     fn ratio(numerator: i64, denominator: i64) -> Figure {
         Figure::Ratio { numerator, denominator }
+    }
+
+    #[test]
+    fn a_years_periods_come_in_with_descendants_order() {
+        for year in [1, 2024, 9999] {
+            assert_eq!(year_periods(year).to_vec(), Period::Year(year).with_descendants());
+        }
     }
 
     #[test]

@@ -287,6 +287,7 @@ pub async fn run_batch(
     options: &BatchOptions,
 ) -> BatchReport {
     let paths: Vec<String> = inputs.iter().map(|input| input.path.clone()).collect();
+    let started = std::time::Instant::now();
     let read = pipeline::read_all(reader, inputs, &catalog, &options.import, options.jobs, &options.progress).await;
     let read = match read {
         Ok(read) => read,
@@ -295,9 +296,11 @@ pub async fn run_batch(
             return stopped_before_storing(paths, error.to_string());
         }
     };
+    tracing::debug!(files = paths.len(), seconds = started.elapsed().as_secs_f64(), "read pass done");
     options.progress.storing();
     let mut report = pipeline::store_all(store, read, paths, options).await;
     options.progress.done();
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "store pass done");
     if report.stopped.is_none()
         && let Err(error) = list_missing(store, &mut report, options.import.dry_run).await
     {
@@ -344,6 +347,15 @@ async fn judge_timeliness(store: &Store, report: &mut BatchReport) -> Result<(),
     Ok(())
 }
 
+/// Why a batch stopped after its files were stored: the database or the batch's own files.
+#[derive(Debug, thiserror::Error)]
+enum BatchStopped {
+    #[error(transparent)]
+    Store(#[from] kpi_store::StoreError),
+    #[error(transparent)]
+    Spill(#[from] crate::spill::SpillError),
+}
+
 /// The report of a batch whose reading failed: nothing was stored.
 fn stopped_before_storing(paths: Vec<String>, reason: String) -> BatchReport {
     let mut report = BatchReport { stopped: Some(reason), ..BatchReport::default() };
@@ -355,12 +367,13 @@ fn stopped_before_storing(paths: Vec<String>, reason: String) -> BatchReport {
 
 /// Fills in, per period seen, the expected units that have no report (in a dry run, none from
 /// this batch either).
-async fn list_missing(store: &Store, report: &mut BatchReport, dry_run: bool) -> Result<(), kpi_store::StoreError> {
+async fn list_missing(store: &Store, report: &mut BatchReport, dry_run: bool) -> Result<(), BatchStopped> {
     let periods: Vec<String> = report.files.periods().map(str::to_owned).collect();
+    let present = if dry_run { report.files.units_by_period()? } else { BTreeMap::new() };
     for code in periods {
         let Ok(period) = Period::parse(&code) else { continue };
         let mut missing = store.missing_units(period).await?;
-        if dry_run && let Some(present) = report.files.units_in(&code) {
+        if let Some(present) = present.get(&code) {
             missing.retain(|unit| !present.contains(unit.as_str()));
         }
         let snapshot = store.snapshot().await?;

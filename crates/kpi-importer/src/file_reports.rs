@@ -36,8 +36,8 @@ pub struct FileReports {
     listed: Vec<FileReport>,
     /// Files to act on beyond the [`MAX_LISTED`] kept.
     unlisted_to_act_on: usize,
-    /// Per period, the units of the files not rejected (what a dry run would add).
-    present: BTreeMap<String, BTreeSet<String>>,
+    /// The periods the files named, readable or not.
+    periods: BTreeSet<String>,
 }
 
 const STATUSES: [Status; 5] =
@@ -76,7 +76,7 @@ impl FileReports {
             by_status: [0; STATUSES.len()],
             listed: Vec::new(),
             unlisted_to_act_on: 0,
-            present: BTreeMap::new(),
+            periods: BTreeSet::new(),
         }
     }
 
@@ -85,12 +85,10 @@ impl FileReports {
     pub fn push(&mut self, file: FileReport) {
         self.total += 1;
         self.by_status[status_index(file.status)] += 1;
-        if file.status != Status::Rejected
-            && let (Some(unit), Some(period)) = (&file.unit, &file.period)
+        if let Some(period) = &file.period
+            && !self.periods.contains(period)
         {
-            self.present.entry(period.clone()).or_default().insert(unit.clone());
-        } else if let Some(period) = &file.period {
-            self.present.entry(period.clone()).or_default();
+            self.periods.insert(period.clone());
         }
         match &mut self.log {
             Log::Disk { writer, bytes } => {
@@ -151,12 +149,22 @@ impl FileReports {
 
     /// The periods the files named, readable or not.
     pub fn periods(&self) -> impl Iterator<Item = &str> {
-        self.present.keys().map(String::as_str)
+        self.periods.iter().map(String::as_str)
     }
 
-    /// The units of the files of `period` that were not rejected.
-    pub fn units_in(&self, period: &str) -> Option<&BTreeSet<String>> {
-        self.present.get(period)
+    /// Per period, the units of the files that were not rejected, read back from the log: only
+    /// a dry run needs them (the units its files would add), so no batch keeps them in memory.
+    pub fn units_by_period(&self) -> Result<BTreeMap<String, BTreeSet<String>>, SpillError> {
+        let mut units: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for file in self.iter() {
+            let file = file?;
+            if file.status != Status::Rejected
+                && let (Some(unit), Some(period)) = (file.unit, file.period)
+            {
+                units.entry(period).or_default().insert(unit);
+            }
+        }
+        Ok(units)
     }
 
     /// Every file's report, in batch order, read back from the log; after an error (the log
@@ -404,8 +412,10 @@ mod tests {
         }
         assert_eq!(reports.periods().collect::<Vec<_>>(), vec!["2020", "2021", "2022"]);
         // Files 0, 3, 9, 12 and 15 name 2020 and are not rejected.
-        let units: Vec<&str> =
-            reports.units_in("2020").map(|u| u.iter().map(String::as_str).collect()).unwrap_or_default();
+        let by_period = reports.units_by_period().map_err(|e| e.to_string());
+        let units: Vec<String> = by_period
+            .map(|by_period| by_period.get("2020").map(|u| u.iter().cloned().collect()).unwrap_or_default())
+            .unwrap_or_default();
         assert_eq!(units, vec!["U0", "U1", "U2", "U3", "U5"]);
     }
 

@@ -120,11 +120,11 @@ pub fn xls_stream(sheets: &[SheetCells]) -> Vec<u8> {
 }
 
 fn sheet_substream(sheet: &SheetCells) -> Vec<u8> {
-    let last_row = sheet.cells.keys().map(|&(row, _)| row + 1).max().unwrap_or(0);
-    let last_col = sheet.cells.keys().map(|&(_, col)| col + 1).max().unwrap_or(0);
+    let last_row = sheet.iter().map(|((row, _), _)| row + 1).max().unwrap_or(0);
+    let last_col = sheet.iter().map(|((_, col), _)| col + 1).max().unwrap_or(0);
     let mut body = record(biff::BOF, &bof(0x0010));
     body.extend(record(biff::DIMENSIONS, &dimensions(0, last_row, 0, last_col as u16)));
-    for (&(row, col), value) in &sheet.cells {
+    for ((row, col), value) in sheet.iter() {
         body.extend(cell_record(row as u16, col as u16, value).unwrap_or_default());
     }
     body.extend(record(biff::EOF, &[]));
@@ -178,7 +178,7 @@ fn ods_cell(value: &CellValue) -> String {
 fn ods_table(sheet: &SheetCells) -> String {
     let mut xml = format!("<table:table table:name=\"{}\">", escape(&sheet.name));
     let mut next_row = 0;
-    let rows: std::collections::BTreeSet<u32> = sheet.cells.keys().map(|&(row, _)| row).collect();
+    let rows: std::collections::BTreeSet<u32> = sheet.iter().map(|((row, _), _)| row).collect();
     for row in rows {
         if row > next_row {
             xml += &format!(

@@ -44,7 +44,7 @@ pub struct ReadPass {
 }
 
 /// Reads and checks every input, `jobs` at a time; `progress` advances as each finishes.
-/// At most twice `jobs` files are in memory at once.
+/// At most four times `jobs` files are in memory at once (as many as the workers admit).
 pub async fn read_all(
     reader: &SheetReader,
     inputs: Vec<Input>,
@@ -53,7 +53,7 @@ pub async fn read_all(
     jobs: usize,
     progress: &Arc<dyn BatchProgress>,
 ) -> Result<ReadPass, ReadPassError> {
-    let window = jobs.max(1) * 2;
+    let window = jobs.max(1) * crate::isolation::pool::FILES_PER_WORKER;
     let mut spill = Spill::create()?;
     let mut rejected = HashMap::new();
     let mut keys = Vec::with_capacity(inputs.len());

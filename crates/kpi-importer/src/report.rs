@@ -111,7 +111,7 @@ pub fn parse_sheets(
 
 /// The first row with a cell reading `Mã chỉ tiêu`: (row, column of that cell).
 fn find_header(sheet: &SheetCells) -> Option<(u32, u32)> {
-    sheet.cells.iter().find_map(|(&(row, col), value)| match value {
+    sheet.iter().find_map(|((row, col), value)| match value {
         CellValue::Text(text) if label(text) == "ma chi tieu" => Some((row, col)),
         _ => None,
     })

@@ -18,8 +18,6 @@
 //! Decoding never trusts a length: every read is checked against what the frame holds, so a
 //! confused worker gives a decode error, never a panic or a huge allocation.
 
-use std::collections::BTreeMap;
-
 use crate::issues::Problem;
 use crate::workbook::{CellValue, MAX_FILE_BYTES, SheetCells};
 
@@ -202,8 +200,8 @@ pub fn encode_answer(answer: &Answer) -> Vec<u8> {
             out.u32(sheets.len() as u32);
             for sheet in sheets {
                 out.str(&sheet.name);
-                out.u32(sheet.cells.len() as u32);
-                for (&(row, col), value) in &sheet.cells {
+                out.u32(sheet.len() as u32);
+                for ((row, col), value) in sheet.iter() {
                     out.u32(row);
                     out.u32(col);
                     encode_cell(&mut out, value);
@@ -296,12 +294,13 @@ fn decode_sheets(input: &mut Decoder<'_>) -> Result<Vec<SheetCells>, ProtocolErr
     for _ in 0..count {
         let name = input.str()?;
         let cell_count = input.u32()?;
-        let mut cells = BTreeMap::new();
+        // Never reserved from the count: a lying count fails on the frame's end instead.
+        let mut cells = Vec::new();
         for _ in 0..cell_count {
             let position = (input.u32()?, input.u32()?);
-            cells.insert(position, decode_cell(input)?);
+            cells.push((position, decode_cell(input)?));
         }
-        sheets.push(SheetCells { name, cells });
+        sheets.push(SheetCells::new(name, cells));
     }
     Ok(sheets)
 }
@@ -336,15 +335,16 @@ mod tests {
 
     #[test]
     fn answers_round_trip() {
-        let mut cells = BTreeMap::new();
-        cells.insert((0, 0), CellValue::Text("Mã đơn vị".into()));
-        cells.insert((0, 1), CellValue::Number(12.5));
-        cells.insert((3, 2), CellValue::Date { serial: 44927.0, ymd: (2023, 1, 1) });
-        cells.insert((4, 2), CellValue::Bool(true));
-        cells.insert((5, 2), CellValue::Error("#DIV/0!".into()));
-        cells.insert((6, 2), CellValue::FormulaWithoutResult);
+        let cells = vec![
+            ((0, 0), CellValue::Text("Mã đơn vị".into())),
+            ((0, 1), CellValue::Number(12.5)),
+            ((3, 2), CellValue::Date { serial: 44927.0, ymd: (2023, 1, 1) }),
+            ((4, 2), CellValue::Bool(true)),
+            ((5, 2), CellValue::Error("#DIV/0!".into())),
+            ((6, 2), CellValue::FormulaWithoutResult),
+        ];
         let answers: Vec<Answer> = vec![
-            Ok(vec![SheetCells { name: "Báo cáo".into(), cells }, SheetCells::default()]),
+            Ok(vec![SheetCells::new("Báo cáo".into(), cells), SheetCells::default()]),
             Err(Problem::PasswordProtected),
             Err(Problem::TooLarge { detail: "a sheet spans 4 × 5 cells".into() }),
             Err(Problem::CellOutOfBounds { sheet: "S".into(), cell: "A1215752192".into() }),
@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn truncated_or_lying_frames_are_errors() {
-        let answer = encode_answer(&Ok(vec![SheetCells { name: "S".into(), cells: BTreeMap::new() }]));
+        let answer = encode_answer(&Ok(vec![SheetCells::new("S".into(), Vec::new())]));
         for cut in 0..answer.len() {
             assert!(decode_answer(&answer[..cut]).is_err(), "cut at {cut}");
         }

@@ -15,7 +15,6 @@ mod ods_guard;
 pub mod sniff;
 mod xls_guard;
 
-use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -68,28 +67,64 @@ pub enum CellValue {
     FormulaWithoutResult,
 }
 
-/// One sheet's non-empty cells, keyed by zero-based (row, column).
+/// One sheet's non-empty cells at zero-based (row, column) positions.
+///
+/// A sorted list rather than a map: a sheet arrives in order (from calamine, and from the
+/// worker), so building it is a push per cell, and every parsed file builds one.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SheetCells {
     pub name: String,
-    pub cells: BTreeMap<(u32, u32), CellValue>,
+    /// In (row, column) order, each position once.
+    cells: Vec<((u32, u32), CellValue)>,
 }
 
 impl SheetCells {
+    /// A sheet of `cells` in any order; a position given twice keeps its last value.
+    pub fn new(name: String, mut cells: Vec<((u32, u32), CellValue)>) -> SheetCells {
+        if !cells.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            // Reversed, a stable sort puts each position's last value first, and dedup keeps it.
+            cells.reverse();
+            cells.sort_by_key(|&(position, _)| position);
+            cells.dedup_by_key(|&mut (position, _)| position);
+        }
+        SheetCells { name, cells }
+    }
+
     pub fn get(&self, row: u32, col: u32) -> Option<&CellValue> {
-        self.cells.get(&(row, col))
+        let index = self.cells.binary_search_by_key(&(row, col), |&(position, _)| position).ok()?;
+        self.cells.get(index).map(|(_, value)| value)
+    }
+
+    /// Every cell, in (row, column) order.
+    pub fn iter(&self) -> impl Iterator<Item = ((u32, u32), &CellValue)> {
+        self.cells.iter().map(|(position, value)| (*position, value))
+    }
+
+    /// How many non-empty cells the sheet has.
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// The cells from position `first` on.
+    fn from(&self, first: (u32, u32)) -> &[((u32, u32), CellValue)] {
+        let start = self.cells.partition_point(|&(position, _)| position < first);
+        self.cells.get(start..).unwrap_or_default()
     }
 
     /// The cells of one row, in column order.
     pub fn row(&self, row: u32) -> impl Iterator<Item = (u32, &CellValue)> {
-        self.cells.range((row, 0)..=(row, u32::MAX)).map(|(&(_, col), value)| (col, value))
+        self.from((row, 0)).iter().take_while(move |&&((r, _), _)| r == row).map(|((_, col), value)| (*col, value))
     }
 
     /// The rows from `first` on that hold a cell, in order, each once: what the report rules
     /// walk, so their time follows the cells that exist, never the rows a corrupt file spans.
     pub fn rows_from(&self, first: u32) -> impl Iterator<Item = u32> + '_ {
         let mut previous = None;
-        self.cells.range((first, 0)..).filter_map(move |(&(row, _), _)| {
+        self.from((first, 0)).iter().filter_map(move |&((row, _), _)| {
             let new = previous != Some(row);
             previous = Some(row);
             new.then_some(row)
@@ -115,29 +150,29 @@ fn read_format(format: Format, bytes: &[u8]) -> Result<Vec<SheetCells>, Problem>
             let mut workbook = Xlsx::new(Cursor::new(bytes)).map_err(|e| broken(&e))?;
             for name in worksheet_names(workbook.sheets_metadata()) {
                 let mut reader = workbook.worksheet_cells_reader(&name).map_err(|e| broken(&e))?;
-                let mut sheet = SheetCells { name, cells: BTreeMap::new() };
+                let mut cells = Vec::new();
                 while let Some(cell) = reader.next_cell_with_formula().map_err(|e| broken(&e))? {
                     let value = match (from_data_ref(&cell.value), &cell.formula) {
                         (Some(value), _) => value,
                         (None, Some(formula)) if !formula.is_empty() => CellValue::FormulaWithoutResult,
                         (None, _) => continue,
                     };
-                    insert(&mut sheet, cell.pos, value, &mut budget)?;
+                    insert(&name, &mut cells, cell.pos, value, &mut budget)?;
                 }
-                sheets.push(sheet);
+                sheets.push(SheetCells::new(name, cells));
             }
         }
         Format::Xlsb => {
             let mut workbook = Xlsb::new(Cursor::new(bytes)).map_err(|e| broken(&e))?;
             for name in worksheet_names(workbook.sheets_metadata()) {
                 let mut reader = workbook.worksheet_cells_reader(&name).map_err(|e| broken(&e))?;
-                let mut sheet = SheetCells { name, cells: BTreeMap::new() };
+                let mut cells = Vec::new();
                 while let Some(cell) = reader.next_cell().map_err(|e| broken(&e))? {
                     if let Some(value) = from_data_ref(cell.get_value()) {
-                        insert(&mut sheet, cell.get_position(), value, &mut budget)?;
+                        insert(&name, &mut cells, cell.get_position(), value, &mut budget)?;
                     }
                 }
-                sheets.push(sheet);
+                sheets.push(SheetCells::new(name, cells));
             }
         }
         Format::Xls => {
@@ -163,29 +198,35 @@ fn worksheet_names(metadata: &[calamine::Sheet]) -> Vec<String> {
 }
 
 /// Keeps one cell, refusing a cell outside the sheet's limits and more than [`MAX_CELLS`].
-fn insert(sheet: &mut SheetCells, pos: (u32, u32), value: CellValue, budget: &mut usize) -> Result<(), Problem> {
+fn insert(
+    sheet: &str,
+    cells: &mut Vec<((u32, u32), CellValue)>,
+    pos: (u32, u32),
+    value: CellValue,
+    budget: &mut usize,
+) -> Result<(), Problem> {
     let (row, col) = pos;
     if u64::from(row) >= MAX_ROWS || u64::from(col) >= MAX_COLUMNS {
-        return Err(Problem::CellOutOfBounds { sheet: sheet.name.clone(), cell: a1(row, col) });
+        return Err(Problem::CellOutOfBounds { sheet: sheet.to_owned(), cell: a1(row, col) });
     }
     if *budget == 0 {
         return Err(Problem::TooLarge { detail: format!("more than {MAX_CELLS} cells") });
     }
     *budget -= 1;
-    sheet.cells.insert(pos, value);
+    cells.push((pos, value));
     Ok(())
 }
 
 fn from_range(name: String, range: &calamine::Range<Data>, budget: &mut usize) -> Result<SheetCells, Problem> {
-    let mut sheet = SheetCells { name, cells: BTreeMap::new() };
+    let mut cells = Vec::new();
     let (row0, col0) = range.start().unwrap_or((0, 0));
     for (row, col, data) in range.used_cells() {
         if let Some(value) = from_data(data) {
             let pos = (row0.saturating_add(row as u32), col0.saturating_add(col as u32));
-            insert(&mut sheet, pos, value, budget)?;
+            insert(&name, &mut cells, pos, value, budget)?;
         }
     }
-    Ok(sheet)
+    Ok(SheetCells::new(name, cells))
 }
 
 fn text(value: &str) -> Option<CellValue> {
@@ -219,5 +260,55 @@ fn from_data(data: &Data) -> Option<CellValue> {
         Data::DateTime(dt) => Some(date(dt)),
         Data::Error(e) => Some(CellValue::Error(e.to_string())),
         Data::Empty => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// The sorted list answers as the map it replaced would, whatever the order the cells came
+    /// in and however often a position repeats (its last value wins, as in a map).
+    #[test]
+    fn sheet_cells_answer_as_a_map_of_the_same_cells() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..2_000 {
+            let count = next() % 40;
+            let mut cells = Vec::new();
+            for _ in 0..count {
+                let position = ((next() % 6) as u32, (next() % 4) as u32);
+                cells.push((position, CellValue::Number((next() % 100) as f64)));
+            }
+            let cells = if case % 2 == 0 {
+                cells
+            } else {
+                // Half the cases arrive in order, as calamine and the worker send them.
+                let map: BTreeMap<_, _> = cells.into_iter().collect();
+                map.into_iter().collect()
+            };
+            let map: BTreeMap<(u32, u32), CellValue> = cells.iter().cloned().collect();
+            let sheet = SheetCells::new("S".into(), cells);
+            assert_eq!(sheet.len(), map.len(), "case {case}");
+            let listed: Vec<_> = sheet.iter().map(|(position, value)| (position, value.clone())).collect();
+            assert_eq!(listed, map.clone().into_iter().collect::<Vec<_>>(), "case {case}");
+            for row in 0..7 {
+                for col in 0..5 {
+                    assert_eq!(sheet.get(row, col), map.get(&(row, col)), "case {case} at {row},{col}");
+                }
+                let in_row: Vec<_> = map.range((row, 0)..=(row, u32::MAX)).map(|(&(_, c), v)| (c, v)).collect();
+                assert_eq!(sheet.row(row).collect::<Vec<_>>(), in_row, "case {case} row {row}");
+                let mut rows: Vec<u32> = map.range((row, 0)..).map(|(&(r, _), _)| r).collect();
+                rows.dedup();
+                assert_eq!(sheet.rows_from(row).collect::<Vec<_>>(), rows, "case {case} from {row}");
+            }
+        }
     }
 }
