@@ -141,18 +141,24 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, BatchError> {
 
 fn collect_folder(dir: &Path, inputs: &mut Vec<Input>) -> Result<(), BatchError> {
     let unreadable = |source| BatchError::UnreadableFolder { path: dir.to_owned(), source };
+    // The entry's own type, known from the folder listing: a stat per file would cost a
+    // system call for each of a national batch's files. A link is followed, as a path is.
+    let is_folder = |entry: &std::fs::DirEntry| match entry.file_type() {
+        Ok(kind) if !kind.is_symlink() => kind.is_dir(),
+        _ => entry.path().is_dir(),
+    };
     let mut entries = std::fs::read_dir(dir)
         .map_err(unreadable)?
-        .map(|entry| entry.map(|e| e.path()))
+        .map(|entry| entry.map(|e| (e.path(), is_folder(&e))))
         .collect::<Result<Vec<_>, _>>()
         .map_err(unreadable)?;
     entries.sort();
-    for path in entries {
+    for (path, is_folder) in entries {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if is_skipped_name(&name) {
             continue;
         }
-        if path.is_dir() {
+        if is_folder {
             collect_folder(&path, inputs)?;
         } else if is_zip_name(&path) {
             collect_archive(&path, inputs);
@@ -238,13 +244,23 @@ pub(crate) fn input_bytes(source: Source) -> Result<Vec<u8>, Problem> {
     match source {
         Source::Bytes(bytes) => Ok(bytes),
         Source::Unusable(problem) => Err(problem),
-        Source::File(path) => match std::fs::metadata(&path) {
-            Ok(meta) if meta.len() > MAX_FILE_BYTES as u64 => {
-                Err(Problem::TooLarge { detail: format!("{} bytes > {MAX_FILE_BYTES}", meta.len()) })
-            }
-            _ => std::fs::read(&path).map_err(|e| Problem::Unreadable { detail: e.to_string() }),
-        },
+        Source::File(path) => read_bounded(&path),
     }
+}
+
+/// A file's bytes, never more than [`MAX_FILE_BYTES`] of them, whatever size it claims or
+/// reaches while it is read: one more byte refuses it.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, Problem> {
+    let unreadable = |e: std::io::Error| Problem::Unreadable { detail: e.to_string() };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let claimed = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(claimed.min(MAX_FILE_BYTES as u64 + 1) as usize);
+    (&file).take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        let size = file.metadata().map(|meta| meta.len()).unwrap_or(bytes.len() as u64);
+        return Err(Problem::TooLarge { detail: format!("{size} bytes > {MAX_FILE_BYTES}") });
+    }
+    Ok(bytes)
 }
 
 /// What a front end shows while a batch runs: the library reports events and knows nothing
@@ -288,6 +304,7 @@ pub async fn run_batch(
 ) -> BatchReport {
     let paths: Vec<String> = inputs.iter().map(|input| input.path.clone()).collect();
     let started = std::time::Instant::now();
+    tracing::debug!(files = paths.len(), "read pass starts");
     let read = pipeline::read_all(reader, inputs, &catalog, &options.import, options.jobs, &options.progress).await;
     let read = match read {
         Ok(read) => read,
@@ -402,4 +419,27 @@ pub fn write_json(report: &BatchReport, path: &Path) -> Result<(), BatchError> {
         std::fs::remove_file(path).ok();
     }
     written.map_err(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_read_up_to_the_limit_and_refused_one_byte_past_it() -> Result<(), Box<dyn std::error::Error>> {
+        let folder = std::env::temp_dir().join(format!("kpi-read-bounded-{}", std::process::id()));
+        std::fs::create_dir_all(&folder)?;
+        let (small, huge) = (folder.join("small.xlsx"), folder.join("huge.xlsx"));
+        std::fs::write(&small, b"PK")?;
+        std::fs::write(&huge, vec![0u8; MAX_FILE_BYTES + 1])?;
+        let read_small = input_bytes(Source::File(small));
+        let read_huge = input_bytes(Source::File(huge));
+        let read_folder = input_bytes(Source::File(folder.clone()));
+        std::fs::remove_dir_all(&folder)?;
+        assert_eq!(read_small, Ok(b"PK".to_vec()));
+        let expected = format!("{} bytes > {MAX_FILE_BYTES}", MAX_FILE_BYTES + 1);
+        assert!(matches!(&read_huge, Err(Problem::TooLarge { detail }) if *detail == expected), "{read_huge:?}");
+        assert!(matches!(read_folder, Err(Problem::Unreadable { .. })), "{read_folder:?}");
+        Ok(())
+    }
 }
