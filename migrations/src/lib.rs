@@ -11,6 +11,7 @@ mod m20261127_000001_create_kpi_totals;
 mod m20261128_000001_create_approvals;
 mod m20261128_000002_add_report_first_accepted;
 mod m20261128_000003_create_data_issues;
+mod m20261128_000004_unbind_kpi_totals;
 
 /// The ordered list of migrations; `Migrator::up` applies the ones a database lacks.
 #[derive(Debug)]
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_approvals::Migration),
             Box::new(m20261128_000002_add_report_first_accepted::Migration),
             Box::new(m20261128_000003_create_data_issues::Migration),
+            Box::new(m20261128_000004_unbind_kpi_totals::Migration),
         ]
     }
 }
