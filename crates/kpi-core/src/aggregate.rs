@@ -263,23 +263,17 @@ mod tests {
     fn a_year_resolved_at_once_equals_each_period_resolved_alone() {
         // A seeded generator (xorshift): random sets of reported periods, with figures of both
         // kinds and sizes that overflow, so mismatched kinds and overflowing sums are met.
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::seeded::xorshift(0x9E37_79B9_7F4A_7C15);
         let periods = Period::Year(2024).with_descendants();
         for case in 0..20_000 {
             let mut reported = BTreeMap::new();
             for &period in &periods {
-                if next() % 3 == 0 {
+                if next().is_multiple_of(3) {
                     let value = match next() % 4 {
                         0 => i64::MAX - (next() % 3) as i64,
                         _ => (next() % 1000) as i64,
                     };
-                    let figure = if next() % 8 == 0 {
+                    let figure = if next().is_multiple_of(8) {
                         Figure::Ratio { numerator: value, denominator: value }
                     } else {
                         Figure::Count(value)

@@ -16,6 +16,8 @@ pub mod period;
 pub mod quality;
 pub mod rank;
 pub mod rules;
+#[cfg(test)]
+mod seeded;
 pub mod target;
 pub mod text;
 pub mod totals;

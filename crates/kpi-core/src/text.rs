@@ -163,13 +163,7 @@ mod tests {
         // A seeded generator (xorshift) picking labels from letters, Vietnamese letters in both
         // cases, combining marks, kinds of white space, colons and brackets.
         let alphabet: Vec<char> = " a:Z(\u{a0}\t\nàảẶĐđêƠờỰỳÝΣσ\u{0300}\u{0301}\u{0323}".chars().collect();
-        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::seeded::xorshift(0x2545_F491_4F6C_DD1D);
         for _ in 0..50_000 {
             let length = next() % 12;
             let text: String = (0..length).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();

@@ -427,8 +427,7 @@ mod tests {
 
     #[test]
     fn a_file_is_read_up_to_the_limit_and_refused_one_byte_past_it() -> Result<(), Box<dyn std::error::Error>> {
-        let folder = std::env::temp_dir().join(format!("kpi-read-bounded-{}", std::process::id()));
-        std::fs::create_dir_all(&folder)?;
+        let folder = kpi_store::test_support::temp_dir("read-bounded")?;
         let (small, huge) = (folder.join("small.xlsx"), folder.join("huge.xlsx"));
         std::fs::write(&small, b"PK")?;
         std::fs::write(&huge, vec![0u8; MAX_FILE_BYTES + 1])?;

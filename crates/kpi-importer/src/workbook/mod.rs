@@ -273,19 +273,13 @@ mod tests {
     /// in and however often a position repeats (its last value wins, as in a map).
     #[test]
     fn sheet_cells_answer_as_a_map_of_the_same_cells() {
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = kpi_store::test_support::SeededRng::new(8);
         for case in 0..2_000 {
-            let count = next() % 40;
+            let count = rng.below(40);
             let mut cells = Vec::new();
             for _ in 0..count {
-                let position = ((next() % 6) as u32, (next() % 4) as u32);
-                cells.push((position, CellValue::Number((next() % 100) as f64)));
+                let position = (rng.below(6) as u32, rng.below(4) as u32);
+                cells.push((position, CellValue::Number(rng.below(100) as f64)));
             }
             let cells = if case % 2 == 0 {
                 cells
