@@ -68,7 +68,7 @@ impl Store {
             });
         }
         let db = Database::connect(options).await?;
-        let reads = WarmReads::new(&db).ok_or_else(|| {
+        let reads = WarmReads::new(&db, url).ok_or_else(|| {
             StoreError::Precondition("the database URL names a backend other than SQLite or PostgreSQL".into())
         })?;
         let store = Store { db, snapshot: Arc::new(RwLock::new(None)), reads: Arc::new(reads) };

@@ -9,6 +9,7 @@ mod catalog_sync;
 mod connection;
 mod entity;
 mod error;
+mod inline_reads;
 mod kpis;
 mod quality;
 mod revisions;

@@ -310,10 +310,12 @@ pub(crate) async fn read(
     for batch in unit_ids.chunks(UPSERT_BATCH) {
         let mut query = totals_query(batch, indicator_ids, by_code.keys());
         query.union(UnionType::All, unsettled_query(batch, first, last));
-        for row in reads.query_all(&query).await? {
-            let unit_id: i32 = row.try_get_by_index(0)?;
-            let indicator_id: i32 = row.try_get_by_index(1)?;
-            let code: String = row.try_get_by_index(2)?;
+        for row in
+            reads.query_all(&query, rows_at_most(batch.len(), indicator_ids.len(), by_code.len(), first, last)).await?
+        {
+            let unit_id: i32 = row.get(0)?;
+            let indicator_id: i32 = row.get(1)?;
+            let code: String = row.get(2)?;
             if indicator_id == UNSETTLED_ROW {
                 let period =
                     Period::parse(&code).map_err(|_| StoreError::Corrupt(format!("stored period {code:?}")))?;
@@ -322,16 +324,24 @@ pub(crate) async fn read(
             }
             let Some(&period) = by_code.get(&code) else { continue };
             let total = Totals {
-                count: row.try_get_by_index(3)?,
-                numerator: row.try_get_by_index(4)?,
-                denominator: row.try_get_by_index(5)?,
-                percent: row.try_get_by_index(6)?,
-                reporting_units: row.try_get_by_index(7)?,
+                count: row.get(3)?,
+                numerator: row.get(4)?,
+                denominator: row.get(5)?,
+                percent: row.get(6)?,
+                reporting_units: row.get(7)?,
             };
             read.totals.insert((unit_id, indicator_id, period), total);
         }
     }
     Ok(read)
+}
+
+/// The most rows [`read`]'s statement returns for `units`: a totals row per unit, indicator
+/// and period, and an `approval_counts` row per unit and period of the years `first..=last`.
+fn rows_at_most(units: usize, indicators: usize, periods: usize, first: i32, last: i32) -> usize {
+    let years = usize::try_from(last.saturating_sub(first)).unwrap_or(0).saturating_add(1);
+    let totals = units.saturating_mul(indicators).saturating_mul(periods);
+    totals.saturating_add(units.saturating_mul(years).saturating_mul(kpi_core::aggregate::PERIODS_IN_A_YEAR))
 }
 
 /// The indicator id that marks an `approval_counts` row in [`read`]'s union.

@@ -1,0 +1,112 @@
+//! Small SQLite reads run on the calling task's own thread, through rusqlite.
+//!
+//! sqlx runs every SQLite statement on a worker thread of its connection, and hands the
+//! statement there and each result back through channels: two thread wake-ups per statement
+//! at least. On a one-KPI call those wake-ups cost more server CPU than SQLite's own work and
+//! the rest of the call together (GetKpi took 2.1–2.5× the health check's CPU). A read of a
+//! few indexed rows takes SQLite microseconds, less than a thread wake-up, so it runs here
+//! directly instead, on read-only connections of our own to the same database file.
+//!
+//! Such a read sees every committed write at once, like sqlx's connections: in WAL mode each
+//! statement outside a transaction reads the latest commit. Only reads the caller bounds as
+//! small come here ([`crate::warm_reads::INLINE_ROWS`]), so a task's thread is never held
+//! for long.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::types::Value as SqliteValue;
+use rusqlite::{Connection, OpenFlags, params_from_iter};
+use sea_orm::sea_query::{Value, Values};
+use sea_orm::{DbErr, RuntimeErr};
+
+/// Idle connections kept for the next reads; a read that finds none opens one.
+const MAX_IDLE: usize = 4;
+
+/// As the pool's connections: in WAL mode a reader waits only while a checkpoint restarts
+/// the log, which takes milliseconds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Prepared statements kept per connection: the totals' reads differ only in how many
+/// units, indicators and periods they name.
+const STATEMENT_CACHE: usize = 64;
+
+/// Read-only connections to one SQLite database file.
+#[derive(Debug)]
+pub(crate) struct InlineReads {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl InlineReads {
+    /// Inline reads of the database file `path`. Nothing is opened until the first read.
+    pub(crate) fn new(path: &Path) -> InlineReads {
+        InlineReads { path: path.to_owned(), idle: Mutex::new(Vec::new()) }
+    }
+
+    /// Every row of `sql` with `values` bound, each row's columns in order.
+    pub(crate) fn query_all(&self, sql: &str, values: &Values) -> Result<Vec<Vec<SqliteValue>>, DbErr> {
+        let parameters = values.0.iter().map(bindable).collect::<Result<Vec<_>, _>>()?;
+        let connection = self.take()?;
+        let rows = read(&connection, sql, parameters).map_err(query_error)?;
+        // A connection whose read failed is dropped, not kept: it may be what failed.
+        self.give_back(connection);
+        Ok(rows)
+    }
+
+    fn take(&self) -> Result<Connection, DbErr> {
+        if let Some(connection) = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop() {
+            return Ok(connection);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(&self.path, flags).map_err(connection_error)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(connection_error)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(connection)
+    }
+
+    fn give_back(&self, connection: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(connection);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.lock().map(|idle| idle.len()).unwrap_or(usize::MAX)
+    }
+}
+
+fn read(connection: &Connection, sql: &str, parameters: Vec<SqliteValue>) -> rusqlite::Result<Vec<Vec<SqliteValue>>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let width = statement.column_count();
+    let mut rows = statement.query(params_from_iter(parameters))?;
+    let mut read = Vec::new();
+    while let Some(row) = rows.next()? {
+        read.push((0..width).map(|column| row.get::<_, SqliteValue>(column)).collect::<Result<Vec<_>, _>>()?);
+    }
+    Ok(read)
+}
+
+/// `value` as SQLite stores it; the reads that come here bind integers, reals and text.
+fn bindable(value: &Value) -> Result<SqliteValue, DbErr> {
+    Ok(match value {
+        Value::Bool(v) => v.map_or(SqliteValue::Null, |v| SqliteValue::Integer(i64::from(v))),
+        Value::Int(v) => v.map_or(SqliteValue::Null, |v| SqliteValue::Integer(i64::from(v))),
+        Value::BigInt(v) => v.map_or(SqliteValue::Null, SqliteValue::Integer),
+        Value::Double(v) => v.map_or(SqliteValue::Null, SqliteValue::Real),
+        Value::String(v) => v.clone().map_or(SqliteValue::Null, SqliteValue::Text),
+        other => return Err(DbErr::Type(format!("an inline read cannot bind {other:?}"))),
+    })
+}
+
+/// A failed read as sea-orm reports one, so `StoreError` classifies it as it does sqlx's.
+fn query_error(error: rusqlite::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::Internal(format!("inline SQLite read: {error}")))
+}
+
+fn connection_error(error: rusqlite::Error) -> DbErr {
+    DbErr::Conn(RuntimeErr::Internal(format!("inline SQLite connection: {error}")))
+}
