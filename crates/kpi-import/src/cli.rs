@@ -135,23 +135,24 @@ impl Cli {
     /// Runs the command. `Ok(true)` when every file was accepted (or nothing was imported),
     /// `Ok(false)` when a file was rejected.
     pub async fn run(self) -> Result<bool, RunError> {
-        let catalog = kpi_store::load_catalog_file(self.catalog.as_deref())?;
+        let catalog_text = kpi_store::read_catalog_text(self.catalog.as_deref())?;
+        let parse_catalog = || kpi_core::Catalog::from_toml(&catalog_text).map_err(StoreError::from);
         match self.command {
             Command::Import(args) => {
+                let inputs = collect_inputs(&args.paths)?;
+                let store = Store::connect(&args.database_url).await?;
+                // The catalog is configuration, not report data: every command applies it
+                // (idempotently), dry runs included, so their predictions see the same units.
+                store.load_catalog_text(&catalog_text).await?;
+                drop(catalog_text);
+                // Validate against the catalog as the store holds it: the one source that
+                // queries and the server's uploads use too.
+                let catalog = store.snapshot().await?.catalog()?;
                 if let Some(unit) = &args.unit
                     && catalog.unit(unit).is_none()
                 {
                     return Err(RunError::UnknownUnit(unit.clone()));
                 }
-                let inputs = collect_inputs(&args.paths)?;
-                let store = Store::connect(&args.database_url).await?;
-                // The catalog is configuration, not report data: every command applies it
-                // (idempotently), dry runs included, so their predictions see the same units.
-                store.load_catalog(&catalog).await?;
-                // Validate against the catalog as the store holds it: the one source that
-                // queries and the server's uploads use too. The file's copy is dropped.
-                drop(catalog);
-                let catalog = store.snapshot().await?.catalog()?;
                 let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
                 let reader = SheetReader::start(WorkerCommand::current_exe()?, args.isolation.config(jobs)).await?;
                 let options = BatchOptions {
@@ -180,7 +181,7 @@ impl Cli {
                 }
             }
             Command::Template(args) => {
-                let bytes = template(&catalog, &args.unit, args.period)?;
+                let bytes = template(&parse_catalog()?, &args.unit, args.period)?;
                 let path = args.output.unwrap_or_else(|| {
                     PathBuf::from(format!("{}-{}.xlsx", args.unit.as_str().to_lowercase(), args.period.code()))
                 });
@@ -190,18 +191,18 @@ impl Cli {
             }
             Command::Overdue(args) => {
                 let store = Store::connect(&args.database.database_url).await?;
-                store.load_catalog(&catalog).await?;
+                store.load_catalog_text(&catalog_text).await?;
                 say(&cycle::overdue(&store, &args, self.lang).await?);
                 Ok(true)
             }
             Command::Approval(command) => {
                 let store = Store::connect(command.database_url()).await?;
-                store.load_catalog(&catalog).await?;
+                store.load_catalog_text(&catalog_text).await?;
                 say(&cycle::approval(&store, &command, self.lang).await?);
                 Ok(true)
             }
             Command::DemoData(args) => {
-                for path in write_demo_data(&catalog, &args.output, &args.years)? {
+                for path in write_demo_data(&parse_catalog()?, &args.output, &args.years)? {
                     say(&format!("{}\n", path.display()));
                 }
                 Ok(true)

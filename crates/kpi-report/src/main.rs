@@ -48,9 +48,9 @@ struct ScorecardArgs {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let catalog = kpi_store::load_catalog_file(cli.catalog.as_deref())?;
+    let catalog_text = kpi_store::read_catalog_text(cli.catalog.as_deref())?;
     let store = kpi_store::Store::connect(&cli.database_url).await?;
-    store.load_catalog(&catalog).await?;
+    store.load_catalog_text(&catalog_text).await?;
     let Command::Scorecard(args) = cli.command;
     let request = ScorecardRequest {
         unit: args.unit,

@@ -83,9 +83,11 @@ impl Application {
                  or listen on loopback behind a TLS proxy"
             );
         }
-        let catalog = kpi_store::load_catalog_file(config.catalog.as_deref())?;
+        let catalog_text = kpi_store::read_catalog_text(config.catalog.as_deref())?;
         let store = Store::connect_with(&config.database_url, config.database_acquire_timeout()).await?;
-        store.load_catalog(&catalog).await?;
+        store.load_catalog_text(&catalog_text).await?;
+        drop(catalog_text);
+        let catalog = store.snapshot().await?.catalog()?;
         let reader = kpi_importer::SheetReader::start(config.parse_worker()?, config.isolation()).await?;
         let listener = TcpListener::bind(config.listen)
             .await

@@ -43,6 +43,32 @@ impl Store {
     /// A catalog identical to the last one loaded costs one read: nothing is compared row by
     /// row.
     pub async fn load_catalog(&self, catalog: &Catalog) -> Result<CatalogChanges, StoreError> {
+        self.load_catalog_from(catalog, None).await
+    }
+
+    /// Loads the catalog written in `text` (TOML), as [`Store::load_catalog`] does, without
+    /// even parsing it when the stored catalog was last loaded from this very text: a national
+    /// catalog's parse costs a command more than the rest of its start-up.
+    pub async fn load_catalog_text(&self, text: &str) -> Result<CatalogChanges, StoreError> {
+        let digest = text_digest(text);
+        if self.holds_catalog_text(&digest).await? {
+            return Ok(CatalogChanges::default());
+        }
+        self.load_catalog_from(&Catalog::from_toml(text)?, Some(&digest)).await
+    }
+
+    /// Whether the stored catalog was last loaded from the text with `digest`, and its totals
+    /// and approval counts are built: what a load of that text would find unchanged.
+    async fn holds_catalog_text(&self, digest: &str) -> Result<bool, StoreError> {
+        Ok(state::get(&self.db, state::CATALOG_TEXT).await?.as_deref() == Some(digest)
+            && totals::are_built(&self.db).await?
+            && approvals::counts_are_built(&self.db).await?)
+    }
+
+    /// [`Store::load_catalog`], recording the digest of the text `catalog` was parsed from, or
+    /// that it came from none, in the load's own transaction: a digest in the store always
+    /// names the text of the catalog it holds.
+    async fn load_catalog_from(&self, catalog: &Catalog, digest: Option<&str>) -> Result<CatalogChanges, StoreError> {
         let backend = self.db.get_database_backend();
         let transaction = self
             .db
@@ -64,6 +90,12 @@ impl Store {
             && totals::are_built(&transaction).await?
             && approvals::counts_are_built(&transaction).await?;
         if unchanged {
+            // The same catalog: a text it was parsed from names it too; no text changes nothing.
+            if let Some(digest) = digest
+                && state::get(&transaction, state::CATALOG_TEXT).await?.as_deref() != Some(digest)
+            {
+                state::set(&transaction, state::CATALOG_TEXT, digest).await?;
+            }
             transaction.commit().await?;
             return Ok(CatalogChanges::default());
         }
@@ -92,6 +124,7 @@ impl Store {
             state::set(&transaction, state::CATALOG_VERSION, &version).await?;
         }
         state::set(&transaction, state::CATALOG_FINGERPRINT, &fingerprint).await?;
+        state::set(&transaction, state::CATALOG_TEXT, digest.unwrap_or_default()).await?;
         transaction.commit().await?;
         self.invalidate_snapshot().await;
         if !changes.is_empty() {
@@ -130,6 +163,15 @@ async fn sync_quality(txn: &DatabaseTransaction, catalog: &Catalog) -> Result<bo
     }
     state::set(txn, state::QUALITY, &json).await?;
     Ok(true)
+}
+
+/// A digest of a catalog's text, with this build's version, since another build may read the
+/// same text differently.
+fn text_digest(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    format!("{}:{:016x}:{}", env!("CARGO_PKG_VERSION"), hasher.finish(), text.len())
 }
 
 /// A fingerprint of everything a catalog says (its `Debug` form, hashed): equal catalogs give

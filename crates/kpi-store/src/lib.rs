@@ -38,10 +38,15 @@ pub const SHIPPED_CATALOG: &str = include_str!("../../../catalog/pac-nam-09-nq-h
 
 /// Reads the catalog file at `path`, or the shipped one when `path` is `None`.
 pub fn load_catalog_file(path: Option<&std::path::Path>) -> Result<kpi_core::Catalog, StoreError> {
-    let text = match path {
+    Ok(kpi_core::Catalog::from_toml(&read_catalog_text(path)?)?)
+}
+
+/// The TOML text of the catalog file at `path`, or of the shipped one when `path` is `None`,
+/// for [`Store::load_catalog_text`].
+pub fn read_catalog_text(path: Option<&std::path::Path>) -> Result<String, StoreError> {
+    match path {
         Some(path) => std::fs::read_to_string(path)
-            .map_err(|source| StoreError::CatalogFile { path: path.display().to_string(), source })?,
-        None => SHIPPED_CATALOG.to_owned(),
-    };
-    Ok(kpi_core::Catalog::from_toml(&text)?)
+            .map_err(|source| StoreError::CatalogFile { path: path.display().to_string(), source }),
+        None => Ok(SHIPPED_CATALOG.to_owned()),
+    }
 }

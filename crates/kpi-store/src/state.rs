@@ -1,5 +1,5 @@
 //! `store_state`: a few named values the store keeps about itself (whether the totals were
-//! built, the catalog's version, fingerprint and reporting cycle).
+//! built, the catalog's version, fingerprint, text digest and reporting cycle).
 
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
@@ -19,6 +19,9 @@ pub(crate) const QUALITY: &str = "quality";
 pub(crate) const CATALOG_VERSION: &str = "catalog_version";
 /// What the last catalog load loaded, so loading the same catalog again costs one read.
 pub(crate) const CATALOG_FINGERPRINT: &str = "catalog_fingerprint";
+/// The digest of the catalog text the stored catalog was last loaded from, empty when it was
+/// loaded from no text: the same text again is not even parsed.
+pub(crate) const CATALOG_TEXT: &str = "catalog_text";
 
 /// The value of one entry, if set.
 pub(crate) async fn get(conn: &impl ConnectionTrait, name: &str) -> Result<Option<String>, StoreError> {

@@ -65,6 +65,35 @@ async fn catalog_loads_idempotently_and_updates_in_place() {
     assert_eq!(snapshot.target_for(b05, &unit("PACNAM"), Period::Year(2022)), Some(20.0));
 }
 
+/// A catalog's text loads as its parsed form does. The same text again is skipped only while
+/// the store holds that text's catalog: after another catalog, loaded from a text or not, the
+/// first text is loaded in full again.
+#[tokio::test]
+async fn a_catalog_text_is_loaded_again_only_after_another_catalog() {
+    let db = TestDatabase::new().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let edited = SHIPPED_CATALOG.replace("Xã Bộc Bố", "Xã Bộc Bố (mới)");
+    let renamed = CatalogChanges { inserted: 0, updated: 1, deleted: 0 };
+    let bocbo_name = || async { store.snapshot().await.unwrap().unit(&unit("BOCBO")).unwrap().definition.name.clone() };
+
+    assert!(!store.load_catalog_text(SHIPPED_CATALOG).await.unwrap().is_empty());
+    assert!(store.load_catalog_text(SHIPPED_CATALOG).await.unwrap().is_empty());
+    assert_eq!(store.load_catalog_text(&edited).await.unwrap(), renamed);
+    assert_eq!(bocbo_name().await, "Xã Bộc Bố (mới)");
+    assert_eq!(store.load_catalog_text(SHIPPED_CATALOG).await.unwrap(), renamed);
+    assert_eq!(bocbo_name().await, "Xã Bộc Bố");
+
+    // Another process loads the edited catalog from no text; the shipped text is loaded again.
+    let other = Store::connect(&db.url).await.unwrap();
+    assert_eq!(other.load_catalog(&Catalog::from_toml(&edited).unwrap()).await.unwrap(), renamed);
+    assert_eq!(store.load_catalog_text(SHIPPED_CATALOG).await.unwrap(), renamed);
+    assert_eq!(bocbo_name().await, "Xã Bộc Bố");
+
+    // A text that is not a catalog is refused, and the stored catalog stays.
+    assert!(matches!(store.load_catalog_text("[[units]]\ncode = 1").await, Err(StoreError::Catalog(_))));
+    assert_eq!(bocbo_name().await, "Xã Bộc Bố");
+}
+
 #[tokio::test]
 async fn removing_a_unit_with_data_is_refused_and_without_data_allowed() {
     let db = TestDatabase::new().await;
