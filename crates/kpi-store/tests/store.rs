@@ -217,6 +217,52 @@ async fn concurrent_writers_never_lose_or_duplicate_a_revision() {
     assert_eq!(history.len(), 6);
 }
 
+/// Another process's reads of a KPI while revisions commit (on SQLite, inline reads on their
+/// own connections): none fails, each sees a whole commit, never an older one than the read
+/// before it, and the last commit as soon as it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_during_writes_see_each_commit_whole_and_at_once() {
+    let db = TestDatabase::new().await;
+    let writer = store_with_catalog(&db).await;
+    let reader = Store::connect(&db.url).await.unwrap();
+    let period = Period::Year(2023);
+    let read = move |store: Store| async move {
+        let kpis = store.kpis(&unit("PACNAM"), &[indicator("A01")], &[period]).await?;
+        Ok::<_, StoreError>(kpis.first().and_then(|kpi| kpi.figure))
+    };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reads = tokio::spawn({
+        let (reader, done) = (reader.clone(), done.clone());
+        async move {
+            let mut seen = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                seen.push(read(reader.clone()).await);
+                tokio::task::yield_now().await;
+            }
+            seen
+        }
+    });
+    for count in 1..=30 {
+        let values = vec![("A01", Figure::Count(count))];
+        let outcome = writer.write_revision(&revision("XUANLA", period, &format!("sha-{count}"), values)).await;
+        assert!(matches!(outcome, Ok(WriteOutcome::Created { .. })), "{outcome:?}");
+        assert_eq!(read(reader.clone()).await.unwrap(), Some(Figure::Count(count)), "seen at once");
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let (mut last, mut distinct) = (0, 0);
+    for seen in reads.await.unwrap() {
+        let count = match seen.unwrap() {
+            None => 0,
+            Some(Figure::Count(count)) if (1..=30).contains(&count) => count,
+            other => panic!("a read saw {other:?}"),
+        };
+        assert!(count >= last, "a read saw {count} after {last}");
+        distinct += usize::from(count != last);
+        last = count;
+    }
+    assert!(distinct >= 2, "the reads ran while the writes did: they saw {distinct} commits");
+}
+
 #[tokio::test]
 async fn kpis_aggregate_up_the_tree_and_over_time() {
     let db = TestDatabase::new().await;
