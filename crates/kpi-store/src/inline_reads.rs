@@ -9,11 +9,13 @@
 //!
 //! Such a read sees every committed write at once, like sqlx's connections: in WAL mode each
 //! statement outside a transaction reads the latest commit. Only reads the caller bounds as
-//! small come here ([`crate::warm_reads::INLINE_ROWS`]), so a task's thread is never held
-//! for long.
+//! small come here ([`crate::warm_reads::INLINE_ROWS`]), and a read waits at most
+//! [`BUSY_TIMEOUT`] for a lock, so a task's thread is never held for long; a read that fails
+//! here is run by sqlx's pool instead.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::types::Value as SqliteValue;
@@ -24,9 +26,10 @@ use sea_orm::{DbErr, RuntimeErr};
 /// Idle connections kept for the next reads; a read that finds none opens one.
 const MAX_IDLE: usize = 4;
 
-/// As the pool's connections: in WAL mode a reader waits only while a checkpoint restarts
-/// the log, which takes milliseconds.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an inline read waits for a lock before the pool takes it over. In WAL mode a
+/// reader waits only in rare moments (a checkpoint restarting the log, recovery after a
+/// crash); the pool's connections wait longer, without holding a thread.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// Prepared statements kept per connection: the totals' reads differ only in how many
 /// units, indicators and periods they name.
@@ -37,12 +40,14 @@ const STATEMENT_CACHE: usize = 64;
 pub(crate) struct InlineReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Whether a read that fell back to the pool was logged as a warning already.
+    warned: AtomicBool,
 }
 
 impl InlineReads {
     /// Inline reads of the database file `path`. Nothing is opened until the first read.
     pub(crate) fn new(path: &Path) -> InlineReads {
-        InlineReads { path: path.to_owned(), idle: Mutex::new(Vec::new()) }
+        InlineReads { path: path.to_owned(), idle: Mutex::new(Vec::new()), warned: AtomicBool::new(false) }
     }
 
     /// Every row of `sql` with `values` bound, each row's columns in order.
@@ -53,6 +58,16 @@ impl InlineReads {
         // A connection whose read failed is dropped, not kept: it may be what failed.
         self.give_back(connection);
         Ok(rows)
+    }
+
+    /// Logs that a read failed here and goes to the pool: the first time as a warning (every
+    /// small read may be paying the slower way), then at debug level.
+    pub(crate) fn report_fallback(&self, error: &DbErr) {
+        if self.warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!(%error, "an inline SQLite read failed; the pool runs it");
+        } else {
+            tracing::warn!(%error, path = %self.path.display(), "an inline SQLite read failed; the pool runs it");
+        }
     }
 
     fn take(&self) -> Result<Connection, DbErr> {

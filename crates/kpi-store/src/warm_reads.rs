@@ -153,7 +153,13 @@ impl WarmReads {
         let Statement { sql, values, .. } = statement.build(&backend);
         let values = values.unwrap_or_else(|| Values(Vec::new()));
         if let Some(inline) = self.inline.as_ref().filter(|_| rows_at_most <= INLINE_ROWS) {
-            return Ok(inline.query_all(&sql, &values)?.into_iter().map(ReadRow::Inline).collect());
+            match inline.query_all(&sql, &values) {
+                Ok(rows) => return Ok(rows.into_iter().map(ReadRow::Inline).collect()),
+                // Inline reads only save time: whatever failed (a file this process may not
+                // open read-only, a lock held longer than a moment), sqlx's pool runs the read,
+                // and waits without holding the task's thread; its error is the one reported.
+                Err(error) => inline.report_fallback(&error),
+            }
         }
         let values = SqlxValues(values);
         let sql = sqlx::AssertSqlSafe(sql.as_str());
@@ -326,9 +332,25 @@ mod tests {
         assert_eq!(after.last().map(|(_, label, _)| label.as_str()), Some("mười"));
 
         let failing = Query::select().from(Alias::new("no_such_table")).expr(Expr::val(1)).to_owned();
-        assert!(reads.query_all(&failing, 1).await.is_err());
+        assert!(reads.query_all(&failing, 1).await.is_err(), "the pool ran it again, and failed too");
         assert_eq!(inline.idle(), 0, "a failed inline read drops its connection");
         assert_eq!(column_0(&reads.query_all(&answer(), 1).await?)?, vec![42]);
+        drop((reads, db));
+        std::fs::remove_dir_all(&folder)?;
+        Ok(())
+    }
+
+    /// A database file this process cannot open for inline reads still answers every read,
+    /// through the pool.
+    #[tokio::test]
+    async fn reads_go_to_the_pool_when_the_file_cannot_be_opened_inline() -> Result<(), Box<dyn std::error::Error>> {
+        let mut reads = warm_reads().await?;
+        let folder = crate::test_support::temp_dir("inline-unopenable")?;
+        reads.inline = Some(InlineReads::new(&folder.join("missing").join("reads.db")));
+        assert_eq!(column_0(&reads.query_all(&answer(), 1).await?)?, vec![42]);
+        assert_eq!(kept(&reads), 1, "the pool ran the small read");
+        assert_eq!(reads.inline.as_ref().map(InlineReads::idle), Some(0));
+        std::fs::remove_dir_all(&folder)?;
         Ok(())
     }
 }
