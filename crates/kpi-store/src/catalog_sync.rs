@@ -90,7 +90,8 @@ impl Store {
             && totals::are_built(&transaction).await?
             && approvals::counts_are_built(&transaction).await?;
         if unchanged {
-            // The same catalog: a text it was parsed from names it too; no text changes nothing.
+            // The same catalog: the text it was parsed from names it too. A load from no
+            // text leaves the digest as it is, since it still names this catalog.
             if let Some(digest) = digest
                 && state::get(&transaction, state::CATALOG_TEXT).await?.as_deref() != Some(digest)
             {
