@@ -3,7 +3,7 @@
 //! sqlx runs every SQLite statement on a worker thread of its connection, and hands the
 //! statement there and each result back through channels: two thread wake-ups per statement
 //! at least. On a one-KPI call those wake-ups cost more server CPU than SQLite's own work and
-//! the rest of the call together (GetKpi took 2.1–2.5× the health check's CPU). A read of a
+//! the rest of the call together (GetKpi took 2.9–3.7× the health check's CPU). A read of a
 //! few indexed rows takes SQLite microseconds, less than a thread wake-up, so it runs here
 //! directly instead, on read-only connections of our own to the same database file.
 //!
