@@ -6,7 +6,7 @@
 //! resolved figures can change, and each change is added to the totals of the unit and of
 //! every ancestor. This module says what those changes are; the store applies them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::aggregate::{Aggregate, resolve_year};
 use crate::figure::{Figure, IndicatorKind, TimeAggregation};
@@ -96,14 +96,61 @@ pub fn resolution_changes(
         .collect()
 }
 
-/// The years a unit's reports touch, for rebuilding its contributions from nothing.
-pub fn years_of(reported: &Reported) -> BTreeSet<i32> {
-    reported.keys().map(|period| period.year()).collect()
+/// The years either of a unit's figure sets (before and after a change) has a period in,
+/// ascending, each once. Periods are ordered by year first, so the two sorted key lists are
+/// merged as they are read, without collecting: this runs for every value of every file.
+pub fn years_of_either<'a>(before: &'a Reported, after: &'a Reported) -> impl Iterator<Item = i32> + 'a {
+    let mut before = before.keys().map(|period| period.year()).peekable();
+    let mut after = after.keys().map(|period| period.year()).peekable();
+    let mut last = None;
+    std::iter::from_fn(move || {
+        loop {
+            let year = match (before.peek(), after.peek()) {
+                (Some(b), Some(a)) if b <= a => before.next(),
+                (_, Some(_)) => after.next(),
+                (Some(_), None) => before.next(),
+                (None, None) => None,
+            }?;
+            if last != Some(year) {
+                last = Some(year);
+                return Some(year);
+            }
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    /// The merge gives the union of both sets' years, as a `BTreeSet` of them would, on
+    /// seeded figure sets of every period kind over a few years, empty ones included.
+    #[test]
+    fn years_of_either_is_the_union_of_both_sets_years() {
+        let mut next = crate::seeded::xorshift(0x7ea2_5eed);
+        let figures = |next: &mut dyn FnMut() -> u64| {
+            let mut reported = Reported::new();
+            for _ in 0..next() % 6 {
+                let year = 2020 + (next() % 4) as i32;
+                let period = match next() % 4 {
+                    0 => Period::Year(year),
+                    1 => Period::Half(year, 1 + (next() % 2) as u8),
+                    2 => Period::Quarter(year, 1 + (next() % 4) as u8),
+                    _ => Period::Month(year, 1 + (next() % 12) as u8),
+                };
+                reported.insert(period, Figure::Count(1));
+            }
+            reported
+        };
+        for _ in 0..5_000 {
+            let (before, after) = (figures(&mut next), figures(&mut next));
+            let expected: BTreeSet<i32> = before.keys().chain(after.keys()).map(|p| p.year()).collect();
+            let merged: Vec<i32> = years_of_either(&before, &after).collect();
+            assert_eq!(merged, expected.into_iter().collect::<Vec<_>>(), "{before:?} {after:?}");
+        }
+    }
 
     #[test]
     fn a_correction_adds_the_difference_and_a_new_reporter_counts_once() {

@@ -598,14 +598,21 @@ pub fn issue(lang: Lang, file: &str, sheet: &str, cell: &str, problem: &Problem)
 
 /// A1 notation of a zero-based (row, column).
 pub fn a1(row: u32, col: u32) -> String {
-    let mut letters = Vec::new();
-    let mut n = col + 1;
-    while n > 0 {
-        let rem = (n - 1) % 26;
-        letters.push(char::from(b'A' + rem as u8));
+    use std::fmt::Write;
+    // A column number has at most 7 letters (u32::MAX + 1 is "MWLQKWV"), written last first.
+    let mut letters = [0u8; 7];
+    let mut used = 0;
+    let mut n = u64::from(col) + 1;
+    while n > 0 && used < letters.len() {
+        letters[used] = b'A' + ((n - 1) % 26) as u8;
+        used += 1;
         n = (n - 1) / 26;
     }
-    letters.iter().rev().collect::<String>() + &(row + 1).to_string()
+    let mut cell = String::with_capacity(used + 10);
+    cell.extend(letters[..used].iter().rev().map(|&letter| char::from(letter)));
+    // Writing to a String cannot fail.
+    let _ = write!(cell, "{}", u64::from(row) + 1);
+    cell
 }
 
 #[cfg(test)]
@@ -619,6 +626,7 @@ mod tests {
         assert_eq!(a1(0, 25), "Z1");
         assert_eq!(a1(0, 26), "AA1");
         assert_eq!(a1(1_048_575, 16_383), "XFD1048576");
+        assert_eq!(a1(u32::MAX, u32::MAX), "MWLQKWV4294967296");
     }
 
     #[test]

@@ -209,7 +209,13 @@ impl ParsedFile {
 
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(bytes) {
+        // Writing to a String cannot fail.
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
 /// Longest file name kept with a revision.
@@ -410,4 +416,14 @@ pub async fn import_file(
 ) -> Result<FileReport, ImportError> {
     let parsed = parse_file(reader, file_name, bytes, catalog, options).await?;
     Ok(store_file(store, parsed, options).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sha256_hex_is_the_digest_in_lowercase_hex() {
+        // FIPS 180-2's examples: "abc" and the empty message.
+        assert_eq!(super::sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(super::sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use kpi_core::totals::{Reported, Totals, TotalsChange, resolution_changes, totals_change, years_of};
+use kpi_core::totals::{Reported, Totals, TotalsChange, resolution_changes, totals_change, years_of_either};
 use kpi_core::{Figure, Period};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, UnionType};
 use sea_orm::{ConnectionTrait, EntityTrait};
@@ -100,9 +100,7 @@ fn changes_for_unit(
         let definition = &indicator.definition;
         let is_reporter = definition.reported_by.as_ref() == Some(&unit.definition.code);
         let (before, after) = (old.get(&indicator_id).unwrap_or(&empty), new.get(&indicator_id).unwrap_or(&empty));
-        let mut years = years_of(before);
-        years.extend(years_of(after));
-        for year in years {
+        for year in years_of_either(before, after) {
             for (period, was, is) in resolution_changes(year, definition.time_aggregation, before, after) {
                 if let Some(change) = totals_change(definition.kind, is_reporter, was, is) {
                     changes.extend(ancestors.iter().map(|&ancestor| (ancestor, indicator_id, period, change)));
