@@ -166,21 +166,23 @@ async fn sync_quality(txn: &DatabaseTransaction, catalog: &Catalog) -> Result<bo
     Ok(true)
 }
 
-/// A digest of a catalog's text, with this build's version, since another build may read the
-/// same text differently.
+/// A digest of a catalog's text (see [`versioned_hash`]) and its length.
 fn text_digest(text: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut hasher);
-    format!("{}:{:016x}:{}", env!("CARGO_PKG_VERSION"), hasher.finish(), text.len())
+    format!("{}:{}", versioned_hash(text), text.len())
 }
 
 /// A fingerprint of everything a catalog says (its `Debug` form, hashed): equal catalogs give
 /// equal fingerprints in one build; another build may differ, which costs one full sync.
 fn fingerprint(catalog: &Catalog) -> String {
+    versioned_hash(&format!("{catalog:?}"))
+}
+
+/// `text` hashed, with this build's version: another build may read the same text, or write
+/// the same catalog's `Debug` form, differently.
+fn versioned_hash(text: &str) -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    format!("{catalog:?}").hash(&mut hasher);
+    text.hash(&mut hasher);
     format!("{}:{:016x}", env!("CARGO_PKG_VERSION"), hasher.finish())
 }
 
