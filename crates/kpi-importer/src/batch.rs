@@ -305,17 +305,27 @@ pub async fn run_batch(
     let paths: Vec<String> = inputs.iter().map(|input| input.path.clone()).collect();
     let started = std::time::Instant::now();
     tracing::debug!(files = paths.len(), "read pass starts");
-    let read = pipeline::read_all(reader, inputs, &catalog, &options.import, options.jobs, &options.progress).await;
-    let read = match read {
-        Ok(read) => read,
-        Err(error) => {
-            options.progress.done();
-            return stopped_before_storing(paths, error.to_string());
+    let mut report = if options.import.dry_run {
+        match pipeline::predict_all(store, reader, inputs, &catalog, &paths, options).await {
+            Ok(report) => report,
+            Err(error) => {
+                options.progress.done();
+                return stopped_before_storing(paths, error.to_string());
+            }
         }
+    } else {
+        let read = pipeline::read_all(reader, inputs, &catalog, &options.import, options.jobs, &options.progress).await;
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                options.progress.done();
+                return stopped_before_storing(paths, error.to_string());
+            }
+        };
+        tracing::debug!(files = paths.len(), seconds = started.elapsed().as_secs_f64(), "read pass done");
+        options.progress.storing();
+        pipeline::store_all(store, read, paths, options).await
     };
-    tracing::debug!(files = paths.len(), seconds = started.elapsed().as_secs_f64(), "read pass done");
-    options.progress.storing();
-    let mut report = pipeline::store_all(store, read, paths, options).await;
     options.progress.done();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "store pass done");
     if report.stopped.is_none()

@@ -644,6 +644,83 @@ async fn a_batch_of_folders_and_zips_with_ambiguous_files() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A dry run predicts each group while the workers read on: every file's prediction across
+/// groups is the one it gets alone (new, revised, unchanged, warned about or rejected by the
+/// store's checks), and an ambiguous file is rejected as such with only its reading's
+/// warnings, though the store's checks would have warned about it and rejected it.
+#[tokio::test]
+async fn a_dry_run_predicts_each_file_as_alone_and_rejects_ambiguous_ones_unchecked() {
+    // A01 may not exceed A03 (an error rule), and Bộc Bố's A01 stays within 10 (a warning).
+    let text = format!(
+        "{}\n[[rules]]\ncode = \"R90\"\nname = \"A01 không vượt A03\"\nleft = \"A01\"\noperator = \"<=\"\n\
+         right = \"A03\"\nimportance = \"error\"\n\n[[bounds]]\nindicator = \"A01\"\nunit = \"BOCBO\"\nmax = 10\n",
+        kpi_store::SHIPPED_CATALOG
+    );
+    let catalog = Catalog::from_toml(&text).unwrap();
+    let db = TestDatabase::new().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.load_catalog(&catalog).await.unwrap();
+    let reader = reader().await;
+    let with = |year: i32, a01: f64, unit_name: &str| {
+        let mut content = base();
+        content.period = Some(format!("Năm {year}"));
+        content.unit_name = Some(unit_name.to_owned());
+        content.rows[0].value = n(a01);
+        write_report(&content).unwrap()
+    };
+    let stored = with(2022, 9.0, "Xã Bộc Bố");
+    import_file(&store, &reader, &catalog, "stored.xlsx", stored.clone(), &options()).await.unwrap();
+    import_file(&store, &reader, &catalog, "stored.xlsx", with(2023, 9.0, "Xã Bộc Bố"), &options()).await.unwrap();
+
+    let dir = kpi_store::test_support::temp_dir("dry-batch").unwrap();
+    let years: Vec<i32> = (1990..=2021).collect();
+    let demo = write_demo_data(&catalog, &dir.join("demo"), &years).unwrap();
+    assert!(demo.len() > 2 * 200, "the batch spans several groups: {}", demo.len());
+    let files: [(&str, Vec<u8>); 6] = [
+        ("a-unchanged.xlsx", stored),
+        ("b-revised.xlsx", with(2023, 8.0, "Xã Bộc Bố")),
+        ("c-ambiguous.xlsx", with(2024, 19.0, "Xã Khác")),
+        ("d-rule.xlsx", with(2025, 19.0, "Xã Bộc Bố")),
+        ("e-ambiguous.xlsx", with(2024, 17.0, "Xã Bộc Bố")),
+        ("f-broken.xlsx", b"a;b;c".to_vec()),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+
+    let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
+    let report = run_batch(&store, &reader, std::sync::Arc::new(catalog.clone()), inputs, &batch_options(true)).await;
+    assert_eq!(report.stopped, None);
+    let predicted: Vec<FileReport> = report.files.iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(predicted.len(), demo.len() + files.len());
+    let dry = ImportOptions { dry_run: true, ..options() };
+    let mut statuses = BTreeMap::new();
+    for file in &predicted {
+        *statuses.entry(format!("{:?}", file.status)).or_insert(0) += 1;
+        if file.path.contains("ambiguous") {
+            let codes = |issues: &[kpi_importer::Issue]| issues.iter().map(|issue| issue.code).collect::<Vec<_>>();
+            assert_eq!((file.status, file.revision), (Status::Rejected, None), "{file:?}");
+            assert_eq!(codes(&file.errors), vec!["ambiguous_in_batch"], "{file:?}");
+            let read_warnings =
+                if file.path.ends_with("c-ambiguous.xlsx") { vec!["unit_name_mismatch"] } else { vec![] };
+            assert_eq!(codes(&file.warnings), read_warnings, "{file:?}");
+            continue;
+        }
+        let bytes = std::fs::read(&file.path).unwrap();
+        let alone = import_file(&store, &reader, &catalog, &file.path, bytes, &dry).await.unwrap();
+        assert_eq!(file, &alone);
+    }
+    // The demo figures often break the strict rule: 256 of the 416 demo files, each one alone.
+    let count = |status: &str| statuses.get(status).copied().unwrap_or(0);
+    assert_eq!((count("Unchanged"), count("Revised")), (1, 1), "{statuses:?}");
+    assert_eq!((count("Accepted"), count("Rejected")), (160, 260), "{statuses:?}");
+    let rule = predicted.iter().find(|file| file.path.ends_with("d-rule.xlsx")).unwrap();
+    assert_eq!(rule.errors.iter().map(|issue| issue.code).collect::<Vec<_>>(), vec!["rule_violated"]);
+    assert!(rule.warnings.iter().any(|issue| issue.code == "outlier"), "{rule:?}");
+    assert_eq!(store.current_revision(&unit("BOCBO"), Period::Year(2025)).await.unwrap(), None);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[tokio::test]
 async fn demo_data_imports_cleanly() {
     let (_db, store) = store().await;
