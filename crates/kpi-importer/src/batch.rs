@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::file_reports::FileReports;
 use crate::issues::Problem;
 use crate::workbook::{MAX_FILE_BYTES, MAX_RATIO, MAX_UNPACKED_BYTES};
-use crate::{FileReport, ImportOptions, ParsedFile, SheetReader, Status, pipeline};
+use crate::{FileReport, ImportOptions, ParsedFile, SheetReader, Status, dry_run, pipeline};
 
 /// Extensions taken from folders and archives (a file named on the command line is always
 /// tried, whatever its name).
@@ -306,7 +306,7 @@ pub async fn run_batch(
     let started = std::time::Instant::now();
     tracing::debug!(files = paths.len(), "read pass starts");
     let mut report = if options.import.dry_run {
-        match pipeline::predict_all(store, reader, inputs, &catalog, &paths, options).await {
+        match dry_run::predict_all(store, reader, inputs, &catalog, &paths, options).await {
             Ok(report) => report,
             Err(error) => {
                 options.progress.done();

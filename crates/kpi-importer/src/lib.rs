@@ -14,10 +14,12 @@
 //! - [`batch`]: files, folders and zips, and the batch's report;
 //! - [`file_reports`]: a batch's file reports, counted in memory and kept whole on disk;
 //! - `pipeline` and [`spill`]: a batch's read and store passes, in bounded memory;
+//! - `dry_run`: a dry run's one pass, predicting while the workers read;
 //! - [`template`]: the blank template, demo data and test workbooks.
 
 pub mod batch;
 pub mod checks;
+mod dry_run;
 pub mod file_reports;
 #[cfg(feature = "test-support")]
 pub mod hostile;
