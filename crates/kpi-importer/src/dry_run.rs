@@ -58,7 +58,7 @@ struct Predictions {
     store: Store,
     options: ImportOptions,
     group: Vec<ParsedFile>,
-    running: VecDeque<JoinHandle<(Vec<FileReport>, Option<StoreError>)>>,
+    running: Running,
     reports: FileReports,
     /// Each predicted file's warnings from reading alone, before the store's checks added theirs.
     read_warnings: Vec<usize>,
@@ -83,7 +83,7 @@ impl Predictions {
             store: store.clone(),
             options: options.clone(),
             group: Vec::with_capacity(FILES_PER_COMMIT),
-            running: VecDeque::with_capacity(GROUPS_PREDICTED_AT_ONCE + 1),
+            running: Running(VecDeque::with_capacity(GROUPS_PREDICTED_AT_ONCE + 1)),
             reports: FileReports::new(),
             read_warnings: Vec::new(),
             stopped: None,
@@ -106,15 +106,15 @@ impl Predictions {
     async fn start_group(&mut self) {
         let group = std::mem::replace(&mut self.group, Vec::with_capacity(FILES_PER_COMMIT));
         if self.stopped.is_some() {
-            self.running.push_back(tokio::spawn(std::future::ready((
+            self.running.0.push_back(tokio::spawn(std::future::ready((
                 group.into_iter().map(ParsedFile::not_stored).collect(),
                 None,
             ))));
         } else {
             let (store, options) = (self.store.clone(), self.options.clone());
-            self.running.push_back(tokio::spawn(async move { store_files(&store, group, &options).await }));
+            self.running.0.push_back(tokio::spawn(async move { store_files(&store, group, &options).await }));
         }
-        while self.running.len() > GROUPS_PREDICTED_AT_ONCE {
+        while self.running.0.len() > GROUPS_PREDICTED_AT_ONCE {
             self.collect_oldest().await;
         }
     }
@@ -122,7 +122,7 @@ impl Predictions {
     /// Keeps the oldest running group's predictions. A group predicted after the batch
     /// stopped is kept as `not_stored`, as if it had not been predicted.
     async fn collect_oldest(&mut self) {
-        let Some(running) = self.running.pop_front() else { return };
+        let Some(running) = self.running.0.pop_front() else { return };
         let (reports, failure) = match running.await {
             Ok(outcome) => outcome,
             Err(error) => {
@@ -152,10 +152,20 @@ impl Predictions {
         if !self.group.is_empty() {
             self.start_group().await;
         }
-        while !self.running.is_empty() {
+        while !self.running.0.is_empty() {
             self.collect_oldest().await;
         }
         Predicted { reports: self.reports, read_warnings: self.read_warnings, stopped: self.stopped }
+    }
+}
+
+/// The groups being predicted, oldest first. A batch that stops before collecting them (the
+/// reader failed) abandons them.
+struct Running(VecDeque<JoinHandle<(Vec<FileReport>, Option<StoreError>)>>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.iter().for_each(JoinHandle::abort);
     }
 }
 
