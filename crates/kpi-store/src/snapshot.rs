@@ -262,6 +262,8 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
     }
 
     let mut units = Vec::with_capacity(unit_rows.len());
+    // Each unit's assigned indicators by position, for the expected counts.
+    let mut assigned_positions = Vec::with_capacity(unit_rows.len());
     for row in &unit_rows {
         let mut assigned = reports_by_unit.remove(&row.id).unwrap_or_default();
         assigned.sort_unstable();
@@ -273,9 +275,10 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
                 name: row.name.clone(),
                 kind: row.kind.clone(),
                 parent: row.parent_id.map(unit_code).transpose()?,
-                reports: assigned.into_iter().map(|i| indicators[i].definition.code.clone()).collect(),
+                reports: assigned.iter().map(|&i| indicators[i].definition.code.clone()).collect(),
             },
         });
+        assigned_positions.push(assigned);
     }
 
     let mut targets = Vec::with_capacity(target_rows.len());
@@ -311,7 +314,7 @@ pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Resul
         units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect();
     let indicator_index: HashMap<IndicatorCode, usize> =
         indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect();
-    let expected = expected_counts(&units, &unit_index, indicators.len(), &indicator_index);
+    let expected = expected_counts(&units, &unit_index, indicators.len(), &assigned_positions);
     let catalog = resolutions.first().map(|resolution| {
         Arc::new(
             kpi_core::Catalog::new(
@@ -365,22 +368,25 @@ async fn read_reporting_cycle(conn: &impl sea_orm::ConnectionTrait) -> Result<Re
 }
 
 /// For each unit and indicator (see [`Snapshot::expected_units`]), how many units of the
-/// unit's subtree report the indicator: each unit counts its own data set, then adds its
-/// counts to its parent's, the deepest units first.
+/// unit's subtree report the indicator: each unit counts its own data set (`assigned`: by
+/// unit, the positions of its indicators, below `width`), then adds its counts to its
+/// parent's, the deepest units first. Positions, not codes: a national catalog has 200,000
+/// assignments, whose codes hashed one by one cost most of this function.
 fn expected_counts(
     units: &[UnitInfo],
     unit_index: &HashMap<UnitCode, usize>,
     width: usize,
-    indicator_index: &HashMap<IndicatorCode, usize>,
+    assigned: &[Vec<usize>],
 ) -> Vec<u32> {
     let mut expected = vec![0u32; units.len() * width];
-    for (u, unit) in units.iter().enumerate() {
-        for index in unit.definition.reports.iter().filter_map(|code| indicator_index.get(code)) {
+    for (u, positions) in assigned.iter().enumerate() {
+        for &index in positions.iter().filter(|&&index| index < width) {
             expected[u * width + index] += 1;
         }
     }
     let mut deepest_first: Vec<usize> = (0..units.len()).collect();
-    deepest_first.sort_by_key(|&u| std::cmp::Reverse(units[u].path.matches('/').count()));
+    // A unit's depth is counted once, not at each of the sort's comparisons.
+    deepest_first.sort_by_cached_key(|&u| std::cmp::Reverse(units[u].path.matches('/').count()));
     for u in deepest_first {
         let Some(&parent) = units[u].definition.parent.as_ref().and_then(|code| unit_index.get(code)) else {
             continue;
@@ -436,7 +442,11 @@ mod tests {
             units.iter().enumerate().map(|(i, u)| (u.definition.code.clone(), i)).collect();
         let indicator_index: HashMap<IndicatorCode, usize> =
             indicators.iter().enumerate().map(|(i, ind)| (ind.definition.code.clone(), i)).collect();
-        let expected = expected_counts(&units, &unit_index, indicators.len(), &indicator_index);
+        let assigned: Vec<Vec<usize>> = units
+            .iter()
+            .map(|unit| unit.definition.reports.iter().filter_map(|code| indicator_index.get(code).copied()).collect())
+            .collect();
+        let expected = expected_counts(&units, &unit_index, indicators.len(), &assigned);
         let at = |unit: usize, indicator: usize| expected[unit * indicators.len() + indicator];
         // (unit position, first indicator, second indicator)
         for (position, first_count, second_count) in [(0, 1, 1), (1, 1, 0), (2, 2, 2), (3, 1, 0), (4, 3, 2)] {
