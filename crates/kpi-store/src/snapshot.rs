@@ -210,9 +210,34 @@ async fn assignments(conn: &impl sea_orm::ConnectionTrait) -> Result<HashMap<i32
     Ok(by_unit)
 }
 
+/// Every unit row, in catalog order, its columns read by position: a national catalog has
+/// 11,404 units, and sea-orm's models look each column up by name (a hash per value).
+async fn unit_rows(conn: &impl sea_orm::ConnectionTrait) -> Result<Vec<unit::Model>, StoreError> {
+    use unit::Column as C;
+    let mut query = sea_orm::sea_query::Query::select();
+    query
+        .columns([C::Id, C::Code, C::Name, C::Kind, C::ParentId, C::Path, C::Position])
+        .from(unit::Entity)
+        .order_by(C::Position, sea_orm::sea_query::Order::Asc);
+    let rows = conn.query_all(&query).await?;
+    let mut units = Vec::with_capacity(rows.len());
+    for row in rows {
+        units.push(unit::Model {
+            id: row.try_get_by_index(0)?,
+            code: row.try_get_by_index(1)?,
+            name: row.try_get_by_index(2)?,
+            kind: row.try_get_by_index(3)?,
+            parent_id: row.try_get_by_index(4)?,
+            path: row.try_get_by_index(5)?,
+            position: row.try_get_by_index(6)?,
+        });
+    }
+    Ok(units)
+}
+
 /// Reads the catalog as `conn` sees it (inside a catalog load's transaction, the new one).
 pub(crate) async fn read_snapshot(conn: &impl sea_orm::ConnectionTrait) -> Result<Snapshot, StoreError> {
-    let unit_rows = unit::Entity::find().order_by_asc(unit::Column::Position).all(conn).await?;
+    let unit_rows = unit_rows(conn).await?;
     let indicator_rows = indicator::Entity::find().order_by_asc(indicator::Column::Position).all(conn).await?;
     let assigned_ids = assignments(conn).await?;
     let target_rows = target::Entity::find().order_by_asc(target::Column::Id).all(conn).await?;
