@@ -16,13 +16,15 @@ pub enum CodeError {
     BadCharacter { kind: &'static str, code: String, allowed: &'static str },
 }
 
-fn check(
+/// The well-formed code in `raw` (trimmed), borrowed: the caller makes the one allocation a
+/// code needs.
+fn check<'a>(
     kind: &'static str,
-    raw: &str,
+    raw: &'a str,
     max: usize,
     allowed: &'static str,
     is_allowed: fn(char) -> bool,
-) -> Result<String, CodeError> {
+) -> Result<&'a str, CodeError> {
     let code = raw.trim();
     if code.is_empty() {
         return Err(CodeError::Empty { kind });
@@ -33,7 +35,7 @@ fn check(
     if !code.chars().all(is_allowed) {
         return Err(CodeError::BadCharacter { kind, code: crate::text::excerpt(code), allowed });
     }
-    Ok(code.to_owned())
+    Ok(code)
 }
 
 fn is_code_char(ch: char) -> bool {
@@ -53,7 +55,7 @@ macro_rules! code_type {
         impl $name {
             /// Parses a code exactly as written, apart from surrounding white space.
             pub fn parse(raw: &str) -> Result<Self, CodeError> {
-                check($kind, raw, $max, $allowed, $is_allowed).map(|code| Self(code.into()))
+                check($kind, raw, $max, $allowed, $is_allowed).map(|code| Self(std::sync::Arc::from(code)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -111,14 +113,24 @@ code_type!(
 impl UnitCode {
     /// Parses a code as people type it in a form: case does not matter.
     pub fn parse_lenient(raw: &str) -> Result<Self, CodeError> {
-        Self::parse(&raw.trim().to_ascii_uppercase())
+        Self::parse(&upper_case(raw))
     }
 }
 
 impl IndicatorCode {
     /// Parses a code as people type it in a form: case does not matter.
     pub fn parse_lenient(raw: &str) -> Result<Self, CodeError> {
-        Self::parse(&raw.trim().to_ascii_uppercase())
+        Self::parse(&upper_case(raw))
+    }
+}
+
+/// `raw` in ASCII upper case, copied only when it has a lower-case letter: most codes in
+/// forms are typed as the catalog writes them, and every data row's code comes through here.
+fn upper_case(raw: &str) -> std::borrow::Cow<'_, str> {
+    if raw.bytes().any(|byte| byte.is_ascii_lowercase()) {
+        std::borrow::Cow::Owned(raw.to_ascii_uppercase())
+    } else {
+        std::borrow::Cow::Borrowed(raw)
     }
 }
 
@@ -132,6 +144,9 @@ mod tests {
         assert!(matches!(UnitCode::parse(""), Err(CodeError::Empty { .. })));
         assert!(matches!(UnitCode::parse("bang thanh"), Err(CodeError::BadCharacter { .. })));
         assert_eq!(IndicatorCode::parse_lenient(" a07 ").map(|c| c.to_string()), Ok("A07".into()));
+        assert_eq!(IndicatorCode::parse_lenient("B05").map(|c| c.to_string()), Ok("B05".into()));
+        assert_eq!(UnitCode::parse_lenient(" Pac-Nam ").map(|c| c.to_string()), Ok("PAC-NAM".into()));
+        assert!(matches!(IndicatorCode::parse_lenient("b 05"), Err(CodeError::BadCharacter { .. })));
         assert!(ResolutionCode::parse("09-NQ/HU").is_ok());
         assert!(matches!(UnitCode::parse(&"X".repeat(33)), Err(CodeError::TooLong { .. })));
         assert!(RuleCode::parse("R01").is_ok());
