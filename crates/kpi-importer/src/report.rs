@@ -5,6 +5,7 @@
 //! Everything here is pure: bytes and a catalog in, a [`ParsedReport`] or the file's errors
 //! out, so the batch importer, the server and the tests share exactly the same rules.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use kpi_core::figure::MAX_WHOLE;
@@ -171,18 +172,23 @@ struct Columns {
     note: Option<u32>,
 }
 
-/// A numerator, denominator or value cell, classified.
+/// A numerator, denominator or value cell, classified; its text is borrowed from the cell
+/// and copied only into a message.
 #[derive(Debug, Clone, PartialEq)]
-enum Slot {
+enum Slot<'a> {
     Empty,
     NotApplicable,
-    Number { value: f64, percent: bool, raw: String },
-    NotNumber(String),
-    Error(String),
+    /// A number; `percent_text` is the text as typed when it carried a percent sign (`45%`).
+    Number {
+        value: f64,
+        percent_text: Option<&'a str>,
+    },
+    NotNumber(&'a str),
+    Error(&'a str),
     NoResult,
 }
 
-impl Slot {
+impl Slot<'_> {
     fn is_figure(&self) -> bool {
         matches!(self, Slot::Number { .. })
     }
@@ -253,10 +259,11 @@ impl Parser<'_> {
             let text = display(&name.value);
             if !text.is_empty() && normalize_label(&text) != normalize_label(&def.name) {
                 let registry = def.name.clone();
-                self.warn(&name.cell, Problem::UnitNameMismatch { found: text, registry });
+                self.warn(&name.cell, Problem::UnitNameMismatch { found: text.into_owned(), registry });
             }
         }
-        meta.prepared_by = found.get(&Field::PreparedBy).map(|l| display(&l.value)).filter(|t| !t.is_empty());
+        meta.prepared_by =
+            found.get(&Field::PreparedBy).map(|l| display(&l.value).into_owned()).filter(|t| !t.is_empty());
         if let Some(located) = found.get(&Field::PreparedOn) {
             match iso_date(&located.value) {
                 Ok(date) => meta.prepared_on = date,
@@ -267,7 +274,7 @@ impl Parser<'_> {
     }
 
     fn unit(&mut self, located: Option<&Located>, overrides: &Overrides) -> Option<UnitCode> {
-        let text = located.map(|l| display(&l.value)).unwrap_or_default();
+        let text = located.map(|l| display(&l.value).into_owned()).unwrap_or_default();
         let cell = located.map(|l| l.cell.clone()).unwrap_or_default();
         if text.is_empty() {
             if overrides.unit.is_none() {
@@ -301,7 +308,11 @@ impl Parser<'_> {
             }
             Some(value) => {
                 let text = display(value);
-                if text.is_empty() { None } else { Some(Period::parse_vietnamese(&text).map_err(|_| text)) }
+                if text.is_empty() {
+                    None
+                } else {
+                    Some(Period::parse_vietnamese(&text).map_err(|_| text.into_owned()))
+                }
             }
         };
         let period = match parsed {
@@ -368,7 +379,8 @@ impl Parser<'_> {
         if self.is_numbering_row(first_row) {
             first_row += 1;
         }
-        let mut seen: HashMap<IndicatorCode, String> = HashMap::new();
+        // Each indicator's first row, named only when a duplicate needs it.
+        let mut seen: HashMap<IndicatorCode, u32> = HashMap::new();
         let mut values = Vec::new();
         for row in self.sheet.rows_from(first_row) {
             let slot = |col: Option<u32>| col.map_or(Slot::Empty, |c| classify(self.sheet.get(row, c)));
@@ -386,12 +398,12 @@ impl Parser<'_> {
                 }
                 continue;
             };
-            if let Some(first_cell) = seen.get(&code) {
-                let first_cell = first_cell.clone();
+            if let Some(&first_row) = seen.get(&code) {
+                let first_cell = a1(first_row, code_col);
                 self.error(&code_cell, Problem::DuplicateIndicator { code: code.to_string(), first_cell });
                 continue;
             }
-            seen.insert(code.clone(), code_cell.clone());
+            seen.insert(code.clone(), row);
             let cells = RowCells { row, columns, indicator: code.as_str() };
             let figure = match kind {
                 IndicatorKind::Count => self.count(&cells, &numerator, &denominator, &value),
@@ -406,7 +418,12 @@ impl Parser<'_> {
                 let problem = Problem::UnassignedIndicator { indicator: code.to_string(), unit: unit.to_string() };
                 self.warn(&code_cell, problem);
             }
-            let note = columns.note.and_then(|c| self.sheet.get(row, c)).map(display).filter(|t| !t.is_empty());
+            let note = columns
+                .note
+                .and_then(|c| self.sheet.get(row, c))
+                .map(display)
+                .filter(|t| !t.is_empty())
+                .map(Cow::into_owned);
             values.push(ParsedValue { indicator: code, figure, note, cell: code_cell });
         }
         values
@@ -428,43 +445,44 @@ impl Parser<'_> {
     }
 
     /// Reports what is wrong with a non-number slot; `true` when it was a problem.
-    fn slot_problem(&mut self, cell: &str, slot: &Slot, indicator: &str, column: &'static str) -> bool {
-        let indicator = indicator.to_owned();
-        let problem = match slot {
-            Slot::NotNumber(found) => Problem::NotANumber { found: found.clone(), indicator, column },
-            Slot::Error(found) => Problem::ErrorValue { found: found.clone(), indicator, column },
-            Slot::NoResult => Problem::FormulaWithoutResult { indicator, column },
+    fn slot_problem(&mut self, at: At, slot: &Slot, indicator: &str, column: &'static str) -> bool {
+        let problem = match *slot {
+            Slot::NotNumber(found) => {
+                Problem::NotANumber { found: found.to_owned(), indicator: indicator.to_owned(), column }
+            }
+            Slot::Error(found) => {
+                Problem::ErrorValue { found: found.to_owned(), indicator: indicator.to_owned(), column }
+            }
+            Slot::NoResult => Problem::FormulaWithoutResult { indicator: indicator.to_owned(), column },
             _ => return false,
         };
-        self.error(cell, problem);
+        self.error(&at.name(), problem);
         true
     }
 
     /// A whole number ≥ 0 from a numerator, denominator or count cell.
-    fn whole(&mut self, cell: &str, slot: &Slot, indicator: &str, column: &'static str) -> Option<i64> {
-        match slot {
-            Slot::Number { value, percent: false, .. } => {
-                let indicator = indicator.to_owned();
-                if *value < 0.0 {
-                    self.error(cell, Problem::Negative { found: *value, indicator, column });
-                    None
+    fn whole(&mut self, at: At, slot: &Slot, indicator: &str, column: &'static str) -> Option<i64> {
+        match *slot {
+            Slot::Number { value, percent_text: None } => {
+                let problem = if value < 0.0 {
+                    Problem::Negative { found: value, indicator: indicator.to_owned(), column }
                 } else if value.fract() != 0.0 {
-                    self.error(cell, Problem::NotWhole { found: *value, indicator, column });
-                    None
-                } else if *value > MAX_WHOLE as f64 {
-                    self.error(cell, Problem::TooLargeNumber { found: *value, indicator, column });
-                    None
+                    Problem::NotWhole { found: value, indicator: indicator.to_owned(), column }
+                } else if value > MAX_WHOLE as f64 {
+                    Problem::TooLargeNumber { found: value, indicator: indicator.to_owned(), column }
                 } else {
-                    Some(*value as i64)
-                }
-            }
-            Slot::Number { raw, .. } => {
-                let problem = Problem::NotANumber { found: raw.clone(), indicator: indicator.to_owned(), column };
-                self.error(cell, problem);
+                    return Some(value as i64);
+                };
+                self.error(&at.name(), problem);
                 None
             }
-            other => {
-                self.slot_problem(cell, other, indicator, column);
+            Slot::Number { percent_text: Some(typed), .. } => {
+                let problem = Problem::NotANumber { found: typed.to_owned(), indicator: indicator.to_owned(), column };
+                self.error(&at.name(), problem);
+                None
+            }
+            ref other => {
+                self.slot_problem(at, other, indicator, column);
                 None
             }
         }
@@ -487,28 +505,29 @@ impl Parser<'_> {
         if value.is_absent() {
             return None;
         }
-        let cell = cells.value_cell();
-        self.whole(&cell, value, cells.indicator, VALUE).map(Figure::Count)
+        self.whole(cells.value_cell(), value, cells.indicator, VALUE).map(Figure::Count)
     }
 
     fn percent(&mut self, cells: &RowCells, numerator: &Slot, denominator: &Slot, value: &Slot) -> Option<Figure> {
         self.unused(cells, numerator, denominator);
-        let cell = cells.value_cell();
-        let indicator = cells.indicator.to_owned();
-        match value {
+        let at = cells.value_cell();
+        match *value {
             Slot::Empty | Slot::NotApplicable => None,
-            Slot::Number { value, percent, .. } => {
-                if !(0.0..=100.0).contains(value) {
-                    self.error(&cell, Problem::OutOfRange { found: *value, indicator });
+            Slot::Number { value, percent_text } => {
+                if !(0.0..=100.0).contains(&value) {
+                    let indicator = cells.indicator.to_owned();
+                    self.error(&at.name(), Problem::OutOfRange { found: value, indicator });
                     return None;
                 }
-                if !percent && *value > 0.0 && *value <= 1.0 && self.targets_far_above_one(cells.indicator) {
-                    self.warn(&cell, Problem::SuspectFraction { found: *value, indicator });
+                if percent_text.is_none() && value > 0.0 && value <= 1.0 && self.targets_far_above_one(cells.indicator)
+                {
+                    let indicator = cells.indicator.to_owned();
+                    self.warn(&at.name(), Problem::SuspectFraction { found: value, indicator });
                 }
-                Some(Figure::Percent(*value))
+                Some(Figure::Percent(value))
             }
-            other => {
-                self.slot_problem(&cell, other, cells.indicator, VALUE);
+            ref other => {
+                self.slot_problem(at, other, cells.indicator, VALUE);
                 None
             }
         }
@@ -534,36 +553,38 @@ impl Parser<'_> {
         for (index, (slot, column, col)) in
             [(numerator, NUMERATOR, num_col), (denominator, DENOMINATOR, den_col)].into_iter().enumerate()
         {
-            let cell = a1(cells.row, col);
+            let at = At::cell(cells.row, col);
             if *slot == Slot::Empty {
                 let problem = Problem::MissingFigure { indicator: cells.indicator.to_owned(), column };
-                self.error(&cell, problem);
+                self.error(&at.name(), problem);
             } else {
-                parts[index] = self.whole(&cell, slot, cells.indicator, column);
+                parts[index] = self.whole(at, slot, cells.indicator, column);
             }
         }
         let value_checked = match value {
             Slot::Number { .. } | Slot::Empty | Slot::NotApplicable => true,
-            other => !self.slot_problem(&cells.value_cell(), other, cells.indicator, VALUE),
+            other => !self.slot_problem(cells.value_cell(), other, cells.indicator, VALUE),
         };
         let [Some(numerator), Some(denominator)] = parts else { return None };
-        let indicator = cells.indicator.to_owned();
         if denominator == 0 {
+            let indicator = cells.indicator.to_owned();
             self.error(&a1(cells.row, den_col), Problem::ZeroDenominator { indicator });
             return None;
         }
         if numerator > denominator {
+            let indicator = cells.indicator.to_owned();
             let problem = Problem::NumeratorExceedsDenominator { numerator, denominator, indicator };
             self.error(&a1(cells.row, num_col), problem);
             return None;
         }
-        if let Slot::Number { value, percent, .. } = value {
+        if let Slot::Number { value, percent_text } = *value {
             let expected = 100.0 * numerator as f64 / denominator as f64;
             let as_points = (value - expected).abs() <= TOLERANCE_PP;
-            let as_fraction = !percent && (value * 100.0 - expected).abs() <= TOLERANCE_PP;
+            let as_fraction = percent_text.is_none() && (value * 100.0 - expected).abs() <= TOLERANCE_PP;
             if !as_points && !as_fraction {
-                let problem = Problem::InconsistentValue { found: *value, expected, indicator };
-                self.error(&cells.value_cell(), problem);
+                let indicator = cells.indicator.to_owned();
+                let problem = Problem::InconsistentValue { found: value, expected, indicator };
+                self.error(&cells.value_cell().name(), problem);
                 return None;
             }
         }
@@ -579,18 +600,34 @@ struct RowCells<'a> {
 }
 
 impl RowCells<'_> {
-    fn value_cell(&self) -> String {
-        self.columns.value.map_or_else(String::new, |col| a1(self.row, col))
+    fn value_cell(&self) -> At {
+        At { row: self.row, col: self.columns.value }
     }
 }
 
-fn classify(cell: Option<&CellValue>) -> Slot {
+/// A cell of a data row, named (`D12`) only when a message needs it: most rows need none.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    row: u32,
+    /// `None` when the sheet has no such column (the message then names no cell).
+    col: Option<u32>,
+}
+
+impl At {
+    fn cell(row: u32, col: u32) -> At {
+        At { row, col: Some(col) }
+    }
+
+    fn name(self) -> String {
+        self.col.map_or_else(String::new, |col| a1(self.row, col))
+    }
+}
+
+fn classify(cell: Option<&CellValue>) -> Slot<'_> {
     match cell {
         None => Slot::Empty,
-        Some(CellValue::Number(value)) => Slot::Number { value: *value, percent: false, raw: value.to_string() },
-        Some(CellValue::Date { serial, .. }) => {
-            Slot::Number { value: *serial, percent: false, raw: serial.to_string() }
-        }
+        Some(CellValue::Number(value)) => Slot::Number { value: *value, percent_text: None },
+        Some(CellValue::Date { serial, .. }) => Slot::Number { value: *serial, percent_text: None },
         Some(CellValue::Text(text)) => {
             let trimmed = text.trim();
             let trimmed = trimmed.strip_prefix('\'').unwrap_or(trimmed).trim();
@@ -598,27 +635,27 @@ fn classify(cell: Option<&CellValue>) -> Slot {
                 return Slot::NotApplicable;
             }
             match parse_text_number(trimmed) {
-                Some(number) => Slot::Number { value: number.value, percent: number.percent, raw: trimmed.to_owned() },
-                None if trimmed.starts_with('#') => Slot::Error(trimmed.to_owned()),
-                None => Slot::NotNumber(trimmed.to_owned()),
+                Some(number) => Slot::Number { value: number.value, percent_text: number.percent.then_some(trimmed) },
+                None if trimmed.starts_with('#') => Slot::Error(trimmed),
+                None => Slot::NotNumber(trimmed),
             }
         }
-        Some(CellValue::Bool(b)) => Slot::NotNumber(b.to_string().to_uppercase()),
-        Some(CellValue::Error(e)) => Slot::Error(e.clone()),
+        Some(CellValue::Bool(b)) => Slot::NotNumber(if *b { "TRUE" } else { "FALSE" }),
+        Some(CellValue::Error(e)) => Slot::Error(e),
         Some(CellValue::FormulaWithoutResult) => Slot::NoResult,
     }
 }
 
-/// A cell as text, the way a person would read it.
-fn display(value: &CellValue) -> String {
+/// A cell as text, the way a person would read it; a text cell is borrowed, trimmed.
+fn display(value: &CellValue) -> Cow<'_, str> {
     match value {
-        CellValue::Text(text) => text.trim().to_owned(),
-        CellValue::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", *n as i64),
-        CellValue::Number(n) => n.to_string(),
-        CellValue::Date { ymd: (y, m, d), .. } => format!("{y:04}-{m:02}-{d:02}"),
-        CellValue::Bool(b) => b.to_string(),
-        CellValue::Error(e) => e.clone(),
-        CellValue::FormulaWithoutResult => String::new(),
+        CellValue::Text(text) => Cow::Borrowed(text.trim()),
+        CellValue::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => Cow::Owned(format!("{}", *n as i64)),
+        CellValue::Number(n) => Cow::Owned(n.to_string()),
+        CellValue::Date { ymd: (y, m, d), .. } => Cow::Owned(format!("{y:04}-{m:02}-{d:02}")),
+        CellValue::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        CellValue::Error(e) => Cow::Borrowed(e),
+        CellValue::FormulaWithoutResult => Cow::Borrowed(""),
     }
 }
 
@@ -630,13 +667,13 @@ fn iso_date(value: &CellValue) -> Result<Option<String>, String> {
     };
     match value {
         CellValue::Date { ymd: (y, m, d), .. } => {
-            valid(i32::from(*y), u32::from(*m), u32::from(*d)).map(Some).ok_or_else(|| display(value))
+            valid(i32::from(*y), u32::from(*m), u32::from(*d)).map(Some).ok_or_else(|| display(value).into_owned())
         }
         CellValue::Number(serial) if (1.0..200_000.0).contains(serial) => {
             let base = chrono::NaiveDate::from_ymd_opt(1899, 12, 30);
             base.and_then(|b| b.checked_add_days(chrono::Days::new(*serial as u64)))
                 .map(|date| Some(date.format("%Y-%m-%d").to_string()))
-                .ok_or_else(|| display(value))
+                .ok_or_else(|| display(value).into_owned())
         }
         CellValue::Text(text) => {
             let text = text.trim();
@@ -659,7 +696,7 @@ fn iso_date(value: &CellValue) -> Result<Option<String>, String> {
             };
             parsed.map(Some).ok_or_else(|| text.to_owned())
         }
-        other => Err(display(other)),
+        other => Err(display(other).into_owned()),
     }
 }
 

@@ -346,12 +346,13 @@ async fn write_frame(output: &mut (impl AsyncWrite + Unpin), payload: &[u8]) -> 
     output.flush().await
 }
 
-/// One frame, growing the buffer as bytes arrive so a lying length allocates nothing.
+/// One frame, reserving no more than [`protocol::FRAME_RESERVE_BYTES`] before its bytes arrive and
+/// growing the buffer as they do, so a lying length allocates little.
 async fn read_frame(input: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
     let mut prefix = [0u8; 4];
     input.read_exact(&mut prefix).await?;
     let length = protocol::announced_length(prefix).map_err(std::io::Error::other)?;
-    let mut payload = Vec::new();
+    let mut payload = Vec::with_capacity(length.min(protocol::FRAME_RESERVE_BYTES) as usize);
     input.take(u64::from(length)).read_to_end(&mut payload).await?;
     if payload.len() != length as usize {
         return Err(std::io::ErrorKind::UnexpectedEof.into());

@@ -28,6 +28,11 @@ pub const VERSION: u16 = 1;
 /// Largest frame either side accepts: a whole workbook plus its request tag, or an answer.
 pub const MAX_FRAME_BYTES: u32 = (MAX_FILE_BYTES as u32).saturating_mul(2);
 
+/// The most a frame's announced length reserves before its bytes arrive; the rest grows as
+/// bytes really do, so a lying length allocates little. Most frames fit: a request is a
+/// workbook of a few KiB, and growing a buffer from nothing reallocated it about eight times.
+pub const FRAME_RESERVE_BYTES: u32 = 64 * 1024;
+
 /// The length prefix of a frame carrying `payload`, or `None` past [`MAX_FRAME_BYTES`].
 pub fn length_prefix(payload: &[u8]) -> Option<[u8; 4]> {
     u32::try_from(payload.len()).ok().filter(|&n| n <= MAX_FRAME_BYTES).map(u32::to_le_bytes)
@@ -39,6 +44,9 @@ pub fn announced_length(prefix: [u8; 4]) -> Result<u32, ProtocolError> {
     let length = u32::from_le_bytes(prefix);
     if length > MAX_FRAME_BYTES { Err(ProtocolError(format!("a {length}-byte frame"))) } else { Ok(length) }
 }
+
+/// The fewest bytes a cell takes in an answer: its row, its column and its tag.
+const MIN_CELL_BYTES: usize = 9;
 
 const REQUEST_PARSE: u8 = 1;
 const ANSWER_SHEETS: u8 = 0;
@@ -294,8 +302,10 @@ fn decode_sheets(input: &mut Decoder<'_>) -> Result<Vec<SheetCells>, ProtocolErr
     for _ in 0..count {
         let name = input.str()?;
         let cell_count = input.u32()?;
-        // Never reserved from the count: a lying count fails on the frame's end instead.
-        let mut cells = Vec::new();
+        // Reserved from the count only as far as the frame's remaining bytes could hold that
+        // many cells: a lying count fails on the frame's end instead.
+        let fits = input.0.len() / MIN_CELL_BYTES;
+        let mut cells = Vec::with_capacity((cell_count as usize).min(fits));
         for _ in 0..cell_count {
             let position = (input.u32()?, input.u32()?);
             cells.push((position, decode_cell(input)?));

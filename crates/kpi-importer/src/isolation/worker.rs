@@ -20,7 +20,7 @@ pub fn serve_if_worker() -> Option<ExitCode> {
         return None;
     }
     let stdin = BufReader::new(std::io::stdin().lock());
-    let stdout = BufWriter::new(std::io::stdout().lock());
+    let stdout = BufWriter::with_capacity(FRAME_BUFFER_BYTES, frame_output());
     Some(match serve(stdin, stdout) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -28,6 +28,23 @@ pub fn serve_if_worker() -> Option<ExitCode> {
             ExitCode::from(70)
         }
     })
+}
+
+/// Frames up to this size leave the worker in one write, so the parent wakes once per file.
+const FRAME_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Where frames go: stdout itself, not the standard library's handle to it. That handle is
+/// line-buffered, and a frame is binary: it was cut at its last newline byte, so most answers
+/// left in two writes, each waking the parent.
+fn frame_output() -> Box<dyn Write> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() {
+            return Box::new(std::fs::File::from(fd));
+        }
+    }
+    Box::new(std::io::stdout().lock())
 }
 
 /// Why a worker stopped serving.
@@ -69,7 +86,7 @@ fn read_frame(input: &mut impl Read) -> Result<Option<Vec<u8>>, WorkerStop> {
         Err(error) => return Err(error.into()),
     }
     let length = protocol::announced_length(prefix)?;
-    let mut payload = Vec::new();
+    let mut payload = Vec::with_capacity(length.min(protocol::FRAME_RESERVE_BYTES) as usize);
     input.take(u64::from(length)).read_to_end(&mut payload)?;
     if payload.len() != length as usize {
         return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
