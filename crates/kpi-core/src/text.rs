@@ -24,16 +24,24 @@ pub fn normalize_label(text: &str) -> String {
     let lowered = if text.contains('Σ') { Cow::Owned(text.to_lowercase()) } else { Cow::Borrowed(text) };
     let mut normalized = String::with_capacity(lowered.len());
     let mut space_pending = false;
-    for ch in lowered.chars().flat_map(char::to_lowercase).filter(|&ch| !is_combining_mark(ch)) {
+    let mut push = |ch: char| {
         if ch.is_whitespace() {
             space_pending = !normalized.is_empty();
-            continue;
+            return;
         }
         if space_pending {
             normalized.push(' ');
             space_pending = false;
         }
-        normalized.push(base_letter(ch));
+        normalized.push(ch);
+    };
+    for ch in lowered.chars() {
+        if ch.is_ascii() {
+            // Most of a label: no case table, no mark, no letter to fold.
+            push(ch.to_ascii_lowercase());
+        } else {
+            ch.to_lowercase().filter(|&ch| !is_combining_mark(ch)).for_each(|ch| push(base_letter(ch)));
+        }
     }
     if normalized.ends_with(':') {
         normalized.pop();

@@ -379,6 +379,7 @@ impl Parser<'_> {
         if self.is_numbering_row(first_row) {
             first_row += 1;
         }
+        let unit_def = unit.and_then(|unit| self.catalog.unit(unit).map(|def| (unit, def)));
         // Each indicator's first row, named only when a duplicate needs it.
         let mut seen: HashMap<IndicatorCode, u32> = HashMap::new();
         let mut values = Vec::new();
@@ -411,8 +412,7 @@ impl Parser<'_> {
                 IndicatorKind::Percent => self.percent(&cells, &numerator, &denominator, &value),
             };
             let Some(figure) = figure else { continue };
-            if let Some(unit) = unit
-                && let Some(def) = self.catalog.unit(unit)
+            if let Some((unit, def)) = unit_def
                 && !def.reports.contains(&code)
             {
                 let problem = Problem::UnassignedIndicator { indicator: code.to_string(), unit: unit.to_string() };
