@@ -11,6 +11,7 @@ mod entity;
 mod error;
 mod inline_reads;
 mod kpis;
+mod overlapped;
 mod quality;
 mod revisions;
 mod snapshot;

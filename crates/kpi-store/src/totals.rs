@@ -7,15 +7,16 @@
 //! the unit row's lock on PostgreSQL), so each computes its changes from the state it
 //! replaces. A catalog change rebuilds every total from the current reports.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use kpi_core::totals::{Reported, Totals, TotalsChange, resolution_changes, totals_change, years_of_either};
 use kpi_core::{Figure, Period};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, UnionType};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, InsertStatement, OnConflict, Query, UnionType};
 use sea_orm::{ConnectionTrait, EntityTrait};
 
 use crate::entity::{kpi_total, report, report_value};
 use crate::error::StoreError;
+use crate::overlapped;
 use crate::revisions::figure_from_columns;
 use crate::snapshot::{Snapshot, UnitInfo};
 use crate::state;
@@ -94,26 +95,46 @@ fn changes_for_unit(
     indicator_ids.sort_unstable();
     indicator_ids.dedup();
     for indicator_id in indicator_ids {
-        let indicator = snapshot
-            .indicator_by_id(indicator_id)
-            .ok_or_else(|| StoreError::Corrupt(format!("value for indicator {indicator_id} outside the catalog")))?;
-        let definition = &indicator.definition;
-        let is_reporter = definition.reported_by.as_ref() == Some(&unit.definition.code);
         let (before, after) = (old.get(&indicator_id).unwrap_or(&empty), new.get(&indicator_id).unwrap_or(&empty));
-        for year in years_of_either(before, after) {
-            for (period, was, is) in resolution_changes(year, definition.time_aggregation, before, after) {
-                if let Some(change) = totals_change(definition.kind, is_reporter, was, is) {
-                    changes.extend(ancestors.iter().map(|&ancestor| (ancestor, indicator_id, period, change)));
-                }
+        let years = years_of_either(before, after);
+        indicator_changes(snapshot, unit, &ancestors, indicator_id, years, (before, after), &mut changes)?;
+    }
+    Ok(changes)
+}
+
+/// Appends to `changes` what one indicator's figures going from `before` to `after` change
+/// within `years`, for the unit and each of its `ancestors`.
+fn indicator_changes(
+    snapshot: &Snapshot,
+    unit: &UnitInfo,
+    ancestors: &[i32],
+    indicator_id: i32,
+    years: impl Iterator<Item = i32>,
+    (before, after): (&Reported, &Reported),
+    changes: &mut Vec<Change>,
+) -> Result<(), StoreError> {
+    let indicator = snapshot
+        .indicator_by_id(indicator_id)
+        .ok_or_else(|| StoreError::Corrupt(format!("value for indicator {indicator_id} outside the catalog")))?;
+    let definition = &indicator.definition;
+    let is_reporter = definition.reported_by.as_ref() == Some(&unit.definition.code);
+    for year in years {
+        for (period, was, is) in resolution_changes(year, definition.time_aggregation, before, after) {
+            if let Some(change) = totals_change(definition.kind, is_reporter, was, is) {
+                changes.extend(ancestors.iter().map(|&ancestor| (ancestor, indicator_id, period, change)));
             }
         }
     }
-    Ok(changes)
+    Ok(())
 }
 
 /// The changes to the totals when `unit`'s report for `period` gets `values` (indicator id,
 /// figure) as its current figures, given the unit's current figures `current` (at least those
 /// of the period's year); `current` then holds the new figures.
+///
+/// Only the indicators with a figure for `period` before or after can change, and only within
+/// its year ([`resolution_changes`] reads no other year's figures), so only theirs are
+/// compared: a file's write copies its own indicators' figures, not the unit's.
 pub(crate) fn report_changes(
     snapshot: &Snapshot,
     unit: &UnitInfo,
@@ -121,29 +142,42 @@ pub(crate) fn report_changes(
     current: &mut HashMap<i32, Reported>,
     values: &[(i32, Figure)],
 ) -> Result<Vec<Change>, StoreError> {
-    let year = period.year();
-    let of_year = |figures: &HashMap<i32, Reported>| -> HashMap<i32, Reported> {
-        figures
-            .iter()
-            .map(|(&indicator_id, reported)| {
-                (indicator_id, reported.iter().filter(|(p, _)| p.year() == year).map(|(&p, &f)| (p, f)).collect())
-            })
-            .collect()
-    };
-    let old = of_year(current);
-    for reported in current.values_mut() {
-        reported.remove(&period);
+    let mut touched: Vec<i32> = current
+        .iter()
+        .filter(|(_, reported)| reported.contains_key(&period))
+        .map(|(&indicator_id, _)| indicator_id)
+        .chain(values.iter().map(|&(indicator_id, _)| indicator_id))
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let before: Vec<(i32, Reported)> = touched
+        .iter()
+        .map(|indicator_id| (*indicator_id, current.get(indicator_id).cloned().unwrap_or_default()))
+        .collect();
+    for &indicator_id in &touched {
+        if let Some(reported) = current.get_mut(&indicator_id) {
+            reported.remove(&period);
+        }
     }
     for &(indicator_id, figure) in values {
         current.entry(indicator_id).or_default().insert(period, figure);
     }
-    changes_for_unit(snapshot, unit, &old, &of_year(current))
+    let ancestors = unit.self_and_ancestor_ids()?;
+    let empty = Reported::new();
+    let mut changes = Vec::new();
+    for (indicator_id, before) in &before {
+        let after = current.get(indicator_id).unwrap_or(&empty);
+        let year = std::iter::once(period.year());
+        indicator_changes(snapshot, unit, &ancestors, *indicator_id, year, (before, after), &mut changes)?;
+    }
+    Ok(changes)
 }
 
-/// The codes of `period`'s year and every period inside it: what a report for `period` can
-/// change the totals of.
-pub(crate) fn year_codes(period: Period) -> Vec<String> {
-    Period::Year(period.year()).with_descendants().into_iter().map(Period::code).collect()
+/// The codes of the years of `periods` and of every period inside them, each once: what
+/// reports for `periods` can change the totals of.
+pub(crate) fn year_codes(periods: impl IntoIterator<Item = Period>) -> Vec<String> {
+    let years: BTreeSet<i32> = periods.into_iter().map(Period::year).collect();
+    years.into_iter().flat_map(|year| Period::Year(year).with_descendants()).map(Period::code).collect()
 }
 
 /// The changes of a group of writes, summed per total, applied once before the group commits:
@@ -186,20 +220,22 @@ impl Pending {
     }
 }
 
-/// Adds counts and ratios to the rows, and sets percents, in batched upserts.
+/// Adds counts and ratios to the rows, and sets percents, in batched upserts, each built while
+/// the one before it runs.
 async fn apply_changes(conn: &impl ConnectionTrait, changes: &[Change]) -> Result<(), StoreError> {
     let (adds, sets): (Vec<&Change>, Vec<&Change>) =
         changes.iter().partition(|(.., change)| matches!(change, TotalsChange::Add { .. }));
-    for batch in adds.chunks(UPSERT_BATCH) {
-        upsert(conn, batch, true).await?;
-    }
-    for batch in sets.chunks(UPSERT_BATCH) {
-        upsert(conn, batch, false).await?;
-    }
-    Ok(())
+    let backend = conn.get_database_backend();
+    let mut batches = adds
+        .chunks(UPSERT_BATCH)
+        .map(|batch| (batch, true))
+        .chain(sets.chunks(UPSERT_BATCH).map(|batch| (batch, false)));
+    overlapped::execute_all(conn, || batches.next().map(|(batch, additive)| backend.build(&upsert(batch, additive))))
+        .await
 }
 
-async fn upsert(conn: &impl ConnectionTrait, batch: &[&Change], additive: bool) -> Result<(), StoreError> {
+/// The upsert of a batch of changes: added to the rows (`additive`) or set.
+fn upsert(batch: &[&Change], additive: bool) -> InsertStatement {
     use kpi_total::Column as C;
     let mut insert = Query::insert();
     insert.into_table(kpi_total::Entity).columns([
@@ -238,8 +274,7 @@ async fn upsert(conn: &impl ConnectionTrait, batch: &[&Change], additive: bool) 
         on_conflict.update_columns([C::Percent, C::ReportingUnits]);
     }
     insert.on_conflict(on_conflict);
-    conn.execute(&insert).await?;
-    Ok(())
+    insert
 }
 
 /// Rebuilds every total from the current reports, with the catalog as `conn` sees it.

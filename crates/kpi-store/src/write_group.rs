@@ -20,12 +20,13 @@ use chrono::{DateTime, Utc};
 use kpi_core::figure::{MAX_WHOLE, within_bounds};
 use kpi_core::totals::Reported;
 use kpi_core::{Figure, Period};
-use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, LockType, OnConflict, Order, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter};
 
 use crate::approvals;
 use crate::entity::{report, report_value, revision, unit};
 use crate::error::StoreError;
+use crate::overlapped;
 use crate::quality;
 use crate::revisions::{NewRevision, NewValue, WriteOutcome};
 use crate::snapshot::{Snapshot, UnitInfo};
@@ -105,9 +106,7 @@ impl GroupState {
             let latest = latest.get(&row.id).copied().unwrap_or(0);
             reports.insert((row.unit_id, period), ReportState { current: current.transpose()?, latest, row });
         }
-        let mut years: Vec<String> = keys.iter().flat_map(|(_, period)| totals::year_codes(*period)).collect();
-        years.sort_unstable();
-        years.dedup();
+        let years = totals::year_codes(keys.iter().map(|(_, period)| *period));
         let unit_ids: Vec<i32> = unit_ids.into_iter().collect();
         let figures = totals::current_figures_of(txn, snapshot, &unit_ids, Some(&years)).await?;
         Ok(GroupState { reports, figures, changed: BTreeSet::new() })
@@ -386,45 +385,50 @@ impl GroupPlan<'_> {
         Ok(ids)
     }
 
-    /// Inserts every planned revision's values.
+    /// Inserts every planned revision's values, each statement built while the one before it
+    /// runs.
     async fn insert_values(&self, txn: &DatabaseTransaction, ids: &HashMap<(i32, i32), i32>) -> Result<(), StoreError> {
-        use report_value::Column as C;
         let mut rows = Vec::new();
         for write in &self.writes {
             let id = revision_id(ids, write)?;
             rows.extend(write.values.iter().map(|(indicator_id, value)| (id, *indicator_id, *value)));
         }
-        for batch in rows.chunks(VALUES_PER_STATEMENT) {
-            let mut insert = Query::insert();
-            insert.into_table(report_value::Entity).columns([
-                C::RevisionId,
-                C::IndicatorId,
-                C::Value,
-                C::Numerator,
-                C::Denominator,
-                C::Note,
-            ]);
-            for (revision_id, indicator_id, value) in batch {
-                let (number, numerator, denominator) = match value.figure {
-                    Figure::Count(count) => (Some(count as f64), None, None),
-                    Figure::Ratio { numerator, denominator } => {
-                        (Some(value.figure.value()), Some(numerator), Some(denominator))
-                    }
-                    Figure::Percent(percent) => (Some(percent), None, None),
-                };
-                insert.values_panic([
-                    (*revision_id).into(),
-                    (*indicator_id).into(),
-                    number.into(),
-                    numerator.into(),
-                    denominator.into(),
-                    value.note.clone().into(),
-                ]);
-            }
-            txn.execute(&insert).await?;
-        }
-        Ok(())
+        let backend = txn.get_database_backend();
+        let mut batches = rows.chunks(VALUES_PER_STATEMENT);
+        overlapped::execute_all(txn, || batches.next().map(|batch| backend.build(&values_insert(batch)))).await
     }
+}
+
+/// The insert of a batch of (revision id, indicator id, value) rows.
+fn values_insert(batch: &[(i32, i32, &NewValue)]) -> InsertStatement {
+    use report_value::Column as C;
+    let mut insert = Query::insert();
+    insert.into_table(report_value::Entity).columns([
+        C::RevisionId,
+        C::IndicatorId,
+        C::Value,
+        C::Numerator,
+        C::Denominator,
+        C::Note,
+    ]);
+    for (revision_id, indicator_id, value) in batch {
+        let (number, numerator, denominator) = match value.figure {
+            Figure::Count(count) => (Some(count as f64), None, None),
+            Figure::Ratio { numerator, denominator } => {
+                (Some(value.figure.value()), Some(numerator), Some(denominator))
+            }
+            Figure::Percent(percent) => (Some(percent), None, None),
+        };
+        insert.values_panic([
+            (*revision_id).into(),
+            (*indicator_id).into(),
+            number.into(),
+            numerator.into(),
+            denominator.into(),
+            value.note.clone().into(),
+        ]);
+    }
+    insert
 }
 
 /// The id the database gave a planned revision.
