@@ -21,6 +21,7 @@ use sea_orm::{
     QueryOrder, Set, Statement, TransactionOptions, TransactionTrait,
 };
 
+use crate::batches::statement_batches;
 use crate::connection::Store;
 use crate::entity::{approval, approval_event, period_lock, report};
 use crate::error::StoreError;
@@ -293,7 +294,7 @@ pub(crate) async fn count_new_reports(
 async fn add_counts(conn: &impl ConnectionTrait, rows: &[(i32, String, i64, i64)]) -> Result<(), StoreError> {
     let table = Alias::new("approval_counts");
     let [unit_id, period, reports, approved] = ["unit_id", "period", "reports", "approved"].map(Alias::new);
-    for batch in rows.chunks(UPSERT_BATCH) {
+    for batch in statement_batches(rows, UPSERT_BATCH) {
         let mut insert = Query::insert();
         insert.into_table(table.clone()).columns([unit_id.clone(), period.clone(), reports.clone(), approved.clone()]);
         for (id, code, report_count, approved_count) in batch {

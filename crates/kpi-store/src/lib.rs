@@ -5,6 +5,7 @@
 //! inside this crate.
 
 mod approvals;
+mod batches;
 mod catalog_sync;
 mod connection;
 mod entity;

@@ -14,6 +14,7 @@ use kpi_core::{Figure, Period};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, InsertStatement, OnConflict, Query, UnionType};
 use sea_orm::{ConnectionTrait, EntityTrait};
 
+use crate::batches::statement_batches;
 use crate::entity::{kpi_total, report, report_value};
 use crate::error::StoreError;
 use crate::overlapped;
@@ -226,10 +227,9 @@ async fn apply_changes(conn: &impl ConnectionTrait, changes: &[Change]) -> Resul
     let (adds, sets): (Vec<&Change>, Vec<&Change>) =
         changes.iter().partition(|(.., change)| matches!(change, TotalsChange::Add { .. }));
     let backend = conn.get_database_backend();
-    let mut batches = adds
-        .chunks(UPSERT_BATCH)
+    let mut batches = statement_batches(&adds, UPSERT_BATCH)
         .map(|batch| (batch, true))
-        .chain(sets.chunks(UPSERT_BATCH).map(|batch| (batch, false)));
+        .chain(statement_batches(&sets, UPSERT_BATCH).map(|batch| (batch, false)));
     overlapped::execute_all(conn, || batches.next().map(|(batch, additive)| backend.build(&upsert(batch, additive))))
         .await
 }

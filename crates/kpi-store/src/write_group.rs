@@ -24,6 +24,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, LockType, OnConflict,
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter};
 
 use crate::approvals;
+use crate::batches::statement_batches;
 use crate::entity::{report, report_value, revision, unit};
 use crate::error::StoreError;
 use crate::overlapped;
@@ -150,7 +151,7 @@ impl GroupState {
         use report::Column as C;
         let rows: Vec<&report::Model> =
             self.changed.iter().filter_map(|key| self.reports.get(key)).map(|report| &report.row).collect();
-        for batch in rows.chunks(REPORTS_PER_STATEMENT) {
+        for batch in statement_batches(&rows, REPORTS_PER_STATEMENT) {
             let mut insert = Query::insert();
             insert.into_table(report::Entity).columns([
                 C::Id,
@@ -346,7 +347,7 @@ impl GroupPlan<'_> {
         use revision::Column as C;
         let last: HashMap<i32, i32> = self.writes.iter().map(|w| (w.report_id, w.number)).collect();
         let mut ids = HashMap::with_capacity(self.writes.len());
-        for batch in self.writes.chunks(REVISIONS_PER_STATEMENT) {
+        for batch in statement_batches(&self.writes, REVISIONS_PER_STATEMENT) {
             let mut insert = Query::insert();
             insert.into_table(revision::Entity).columns([
                 C::ReportId,
@@ -394,7 +395,7 @@ impl GroupPlan<'_> {
             rows.extend(write.values.iter().map(|(indicator_id, value)| (id, *indicator_id, *value)));
         }
         let backend = txn.get_database_backend();
-        let mut batches = rows.chunks(VALUES_PER_STATEMENT);
+        let mut batches = statement_batches(&rows, VALUES_PER_STATEMENT);
         overlapped::execute_all(txn, || batches.next().map(|batch| backend.build(&values_insert(batch)))).await
     }
 }
