@@ -15,6 +15,7 @@ mod kpis;
 mod overlapped;
 mod quality;
 mod revisions;
+mod rows_insert;
 mod snapshot;
 mod sql;
 mod state;

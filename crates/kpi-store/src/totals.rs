@@ -11,14 +11,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use kpi_core::totals::{Reported, Totals, TotalsChange, resolution_changes, totals_change, years_of_either};
 use kpi_core::{Figure, Period};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, InsertStatement, OnConflict, Query, UnionType};
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Iden, Query, UnionType};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
 
 use crate::batches::statement_batches;
 use crate::entity::{kpi_total, report, report_value};
 use crate::error::StoreError;
 use crate::overlapped;
 use crate::revisions::figure_from_columns;
+use crate::rows_insert::{RowsInsert, quoted};
 use crate::snapshot::{Snapshot, UnitInfo};
 use crate::state;
 use crate::warm_reads::WarmReads;
@@ -230,51 +231,56 @@ async fn apply_changes(conn: &impl ConnectionTrait, changes: &[Change]) -> Resul
     let mut batches = statement_batches(&adds, UPSERT_BATCH)
         .map(|batch| (batch, true))
         .chain(statement_batches(&sets, UPSERT_BATCH).map(|batch| (batch, false)));
-    overlapped::execute_all(conn, || batches.next().map(|(batch, additive)| backend.build(&upsert(batch, additive))))
-        .await
+    overlapped::execute_all(conn, || batches.next().map(|(batch, additive)| upsert(backend, batch, additive))).await
 }
 
 /// The upsert of a batch of changes: added to the rows (`additive`) or set.
-fn upsert(batch: &[&Change], additive: bool) -> InsertStatement {
+fn upsert(backend: DbBackend, batch: &[&Change], additive: bool) -> Statement {
     use kpi_total::Column as C;
-    let mut insert = Query::insert();
-    insert.into_table(kpi_total::Entity).columns([
-        C::UnitId,
-        C::IndicatorId,
-        C::Period,
-        C::Count,
-        C::Numerator,
-        C::Denominator,
-        C::Percent,
-        C::ReportingUnits,
-    ]);
-    for &&(unit_id, indicator_id, period, change) in batch {
-        let (count, numerator, denominator, percent, units) = match change {
-            TotalsChange::Add { count, numerator, denominator, units } => (count, numerator, denominator, None, units),
-            TotalsChange::SetPercent(percent) => (0, 0, 0, percent, i64::from(percent.is_some())),
-        };
-        insert.values_panic([
-            unit_id.into(),
-            indicator_id.into(),
-            period.code().into(),
-            count.into(),
-            numerator.into(),
-            denominator.into(),
-            percent.into(),
-            units.into(),
-        ]);
-    }
-    let mut on_conflict = OnConflict::columns([C::UnitId, C::IndicatorId, C::Period]);
-    if additive {
-        for column in [C::Count, C::Numerator, C::Denominator, C::ReportingUnits] {
-            let sum = Expr::col((kpi_total::Entity, column)).add(Expr::col((Alias::new("excluded"), column)));
-            on_conflict.value(column, sum);
-        }
+    let columns: [&dyn Iden; 8] = [
+        &C::UnitId,
+        &C::IndicatorId,
+        &C::Period,
+        &C::Count,
+        &C::Numerator,
+        &C::Denominator,
+        &C::Percent,
+        &C::ReportingUnits,
+    ];
+    let key = [&C::UnitId as &dyn Iden, &C::IndicatorId, &C::Period].map(quoted).join(", ");
+    let updates: Vec<String> = if additive {
+        let table = quoted(&kpi_total::Entity);
+        [C::Count, C::Numerator, C::Denominator, C::ReportingUnits]
+            .iter()
+            .map(|column| format!("{name} = {table}.{name} + \"excluded\".{name}", name = quoted(column)))
+            .collect()
     } else {
-        on_conflict.update_columns([C::Percent, C::ReportingUnits]);
-    }
-    insert.on_conflict(on_conflict);
-    insert
+        [C::Percent, C::ReportingUnits]
+            .iter()
+            .map(|column| format!("{name} = \"excluded\".{name}", name = quoted(column)))
+            .collect()
+    };
+    let tail = format!(" ON CONFLICT ({key}) DO UPDATE SET {}", updates.join(", "));
+    let insert = RowsInsert::new(&kpi_total::Entity, columns, tail);
+    insert.statement(backend, batch.iter().map(|change| total_row(change)))
+}
+
+/// One row of `kpi_totals` for a change: the amounts to add, or the percent to set.
+fn total_row(&(unit_id, indicator_id, period, change): &Change) -> [Value; 8] {
+    let (count, numerator, denominator, percent, units) = match change {
+        TotalsChange::Add { count, numerator, denominator, units } => (count, numerator, denominator, None, units),
+        TotalsChange::SetPercent(percent) => (0, 0, 0, percent, i64::from(percent.is_some())),
+    };
+    [
+        unit_id.into(),
+        indicator_id.into(),
+        period.code().into(),
+        count.into(),
+        numerator.into(),
+        denominator.into(),
+        percent.into(),
+        units.into(),
+    ]
 }
 
 /// Rebuilds every total from the current reports, with the catalog as `conn` sees it.
@@ -417,4 +423,69 @@ fn unsettled_query(unit_ids: &[i32], first: i32, last: i32) -> sea_orm::sea_quer
         .and_where(column("period").lt((last + 1).to_string()))
         .and_where(column("reports").gt(column("approved")));
     query
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::OnConflict;
+
+    use super::*;
+
+    /// The upsert as sea-query builds it: the slow, obvious reference.
+    fn upsert_by_sea_query(backend: DbBackend, batch: &[&Change], additive: bool) -> Statement {
+        use kpi_total::Column as C;
+        let mut insert = Query::insert();
+        insert.into_table(kpi_total::Entity).columns([
+            C::UnitId,
+            C::IndicatorId,
+            C::Period,
+            C::Count,
+            C::Numerator,
+            C::Denominator,
+            C::Percent,
+            C::ReportingUnits,
+        ]);
+        for change in batch {
+            insert.values_panic(total_row(change).map(Into::into));
+        }
+        let mut on_conflict = OnConflict::columns([C::UnitId, C::IndicatorId, C::Period]);
+        if additive {
+            for column in [C::Count, C::Numerator, C::Denominator, C::ReportingUnits] {
+                let sum = Expr::col((kpi_total::Entity, column)).add(Expr::col((Alias::new("excluded"), column)));
+                on_conflict.value(column, sum);
+            }
+        } else {
+            on_conflict.update_columns([C::Percent, C::ReportingUnits]);
+        }
+        insert.on_conflict(on_conflict);
+        backend.build(&insert)
+    }
+
+    #[test]
+    fn upserts_are_written_as_sea_query_writes_them() {
+        let periods = [Period::Year(2025), Period::Half(2025, 2), Period::Quarter(2024, 1), Period::Month(2025, 3)];
+        let changes: Vec<Change> = (0..40)
+            .map(|index| {
+                let change = match index % 3 {
+                    0 => TotalsChange::Add { count: index, numerator: -index, denominator: 2 * index, units: 1 },
+                    1 => TotalsChange::SetPercent(Some(index as f64 / 3.0)),
+                    _ => TotalsChange::SetPercent(None),
+                };
+                (index as i32 + 1, index as i32 % 19, periods[index as usize % periods.len()], change)
+            })
+            .collect();
+        let changes: Vec<&Change> = changes.iter().collect();
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            for additive in [true, false] {
+                for count in 1..=changes.len() {
+                    let batch = &changes[..count];
+                    assert_eq!(
+                        upsert(backend, batch, additive),
+                        upsert_by_sea_query(backend, batch, additive),
+                        "{count} rows, additive {additive}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -20,8 +20,10 @@ use chrono::{DateTime, Utc};
 use kpi_core::figure::{MAX_WHOLE, within_bounds};
 use kpi_core::totals::Reported;
 use kpi_core::{Figure, Period};
-use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, LockType, OnConflict, Order, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, ExprTrait, Iden, LockType, OnConflict, Order, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Statement, Value,
+};
 
 use crate::approvals;
 use crate::batches::statement_batches;
@@ -30,6 +32,7 @@ use crate::error::StoreError;
 use crate::overlapped;
 use crate::quality;
 use crate::revisions::{NewRevision, NewValue, WriteOutcome};
+use crate::rows_insert::RowsInsert;
 use crate::snapshot::{Snapshot, UnitInfo};
 use crate::totals;
 
@@ -396,40 +399,38 @@ impl GroupPlan<'_> {
         }
         let backend = txn.get_database_backend();
         let mut batches = statement_batches(&rows, VALUES_PER_STATEMENT);
-        overlapped::execute_all(txn, || batches.next().map(|batch| backend.build(&values_insert(batch)))).await
+        overlapped::execute_all(txn, || batches.next().map(|batch| values_insert(backend, batch))).await
     }
 }
 
 /// The insert of a batch of (revision id, indicator id, value) rows.
-fn values_insert(batch: &[(i32, i32, &NewValue)]) -> InsertStatement {
+fn values_insert(backend: DbBackend, batch: &[(i32, i32, &NewValue)]) -> Statement {
     use report_value::Column as C;
-    let mut insert = Query::insert();
-    insert.into_table(report_value::Entity).columns([
-        C::RevisionId,
-        C::IndicatorId,
-        C::Value,
-        C::Numerator,
-        C::Denominator,
-        C::Note,
-    ]);
-    for (revision_id, indicator_id, value) in batch {
-        let (number, numerator, denominator) = match value.figure {
-            Figure::Count(count) => (Some(count as f64), None, None),
-            Figure::Ratio { numerator, denominator } => {
-                (Some(value.figure.value()), Some(numerator), Some(denominator))
-            }
-            Figure::Percent(percent) => (Some(percent), None, None),
-        };
-        insert.values_panic([
-            (*revision_id).into(),
-            (*indicator_id).into(),
-            number.into(),
-            numerator.into(),
-            denominator.into(),
-            value.note.clone().into(),
-        ]);
-    }
-    insert
+    let columns: [&dyn Iden; 6] =
+        [&C::RevisionId, &C::IndicatorId, &C::Value, &C::Numerator, &C::Denominator, &C::Note];
+    let insert = RowsInsert::new(&report_value::Entity, columns, String::new());
+    insert.statement(
+        backend,
+        batch.iter().map(|&(revision_id, indicator_id, value)| value_row(revision_id, indicator_id, value)),
+    )
+}
+
+/// One row of `report_values`: the figure as a number, with its numerator and denominator
+/// when it is a ratio.
+fn value_row(revision_id: i32, indicator_id: i32, value: &NewValue) -> [Value; 6] {
+    let (number, numerator, denominator) = match value.figure {
+        Figure::Count(count) => (Some(count as f64), None, None),
+        Figure::Ratio { numerator, denominator } => (Some(value.figure.value()), Some(numerator), Some(denominator)),
+        Figure::Percent(percent) => (Some(percent), None, None),
+    };
+    [
+        revision_id.into(),
+        indicator_id.into(),
+        number.into(),
+        numerator.into(),
+        denominator.into(),
+        value.note.clone().into(),
+    ]
 }
 
 /// The id the database gave a planned revision.
@@ -437,4 +438,56 @@ fn revision_id(ids: &HashMap<(i32, i32), i32>, write: &PlannedWrite<'_>) -> Resu
     ids.get(&(write.report_id, write.number)).copied().ok_or_else(|| {
         StoreError::Corrupt(format!("revision {} of report {} was not returned", write.number, write.report_id))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use kpi_core::IndicatorCode;
+
+    use super::*;
+
+    /// The values insert as sea-query builds it: the slow, obvious reference.
+    fn values_insert_by_sea_query(backend: DbBackend, batch: &[(i32, i32, &NewValue)]) -> Statement {
+        use report_value::Column as C;
+        let mut insert = Query::insert();
+        insert.into_table(report_value::Entity).columns([
+            C::RevisionId,
+            C::IndicatorId,
+            C::Value,
+            C::Numerator,
+            C::Denominator,
+            C::Note,
+        ]);
+        for &(revision_id, indicator_id, value) in batch {
+            insert.values_panic(value_row(revision_id, indicator_id, value).map(Into::into));
+        }
+        backend.build(&insert)
+    }
+
+    #[test]
+    fn values_inserts_are_written_as_sea_query_writes_them() -> Result<(), Box<dyn std::error::Error>> {
+        let indicator = IndicatorCode::parse("B05")?;
+        let figures = [
+            Figure::Count(7),
+            Figure::Ratio { numerator: 3, denominator: 4 },
+            Figure::Percent(61.5),
+            Figure::Count(-2),
+        ];
+        let values: Vec<NewValue> = (0..40)
+            .map(|index| NewValue {
+                indicator: indicator.clone(),
+                figure: figures[index % figures.len()],
+                note: (index % 3 == 0).then(|| format!("ghi chú {index}")),
+            })
+            .collect();
+        let rows: Vec<(i32, i32, &NewValue)> =
+            values.iter().enumerate().map(|(index, value)| (index as i32 + 100, index as i32 % 19, value)).collect();
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            for count in 1..=rows.len() {
+                let batch = &rows[..count];
+                assert_eq!(values_insert(backend, batch), values_insert_by_sea_query(backend, batch), "{count} rows");
+            }
+        }
+        Ok(())
+    }
 }
