@@ -324,7 +324,7 @@ pub async fn run_batch(
         };
         tracing::debug!(files = paths.len(), seconds = started.elapsed().as_secs_f64(), "read pass done");
         options.progress.storing();
-        pipeline::store_all(store, read, paths, options).await
+        pipeline::store_all(store, read, paths, &catalog, options).await
     };
     options.progress.done();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "store pass done");

@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use kpi_core::text::minute_utc;
 use kpi_core::{Catalog, Period, UnitCode};
-use kpi_store::{Freeze, NewRevision, NewValue, Store, StoreError, StoredIssue, WriteOutcome};
+use kpi_store::{Freeze, NewDataIssue, NewRevision, NewValue, Store, StoreError, StoredIssue, WriteOutcome};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -310,6 +310,17 @@ pub async fn store_files(
     if options.dry_run {
         return predict_files(store, files, options.lang).await;
     }
+    write_checked_files(store, files, data_issues, options).await
+}
+
+/// Stores files the store's checks have seen, as one group (see [`store_files`]), each with
+/// the data issues the checks found for it (`data_issues` is aligned with `files`).
+pub(crate) async fn write_checked_files(
+    store: &Store,
+    files: Vec<ParsedFile>,
+    data_issues: Vec<Vec<NewDataIssue>>,
+    options: &ImportOptions,
+) -> (Vec<FileReport>, Option<StoreError>) {
     let revisions: Vec<NewRevision> = files
         .iter()
         .zip(data_issues)
@@ -380,7 +391,7 @@ fn new_revision(
     file: &ParsedFile,
     report: &ParsedReport,
     options: &ImportOptions,
-    data_issues: Vec<kpi_store::NewDataIssue>,
+    data_issues: Vec<NewDataIssue>,
 ) -> NewRevision {
     let stored = |issue: &Issue| StoredIssue {
         sheet: issue.sheet.clone(),

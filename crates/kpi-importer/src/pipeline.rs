@@ -11,17 +11,20 @@
 //! A dry run stores nothing and runs in one pass instead ([`crate::dry_run`]), on the same
 //! [`Reading`] and the same ambiguity rule ([`ambiguous_files`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use kpi_core::{Catalog, Period, UnitCode};
-use kpi_store::Store;
+use kpi_store::{Store, StoreError};
 use tokio::task::JoinHandle;
 
 use crate::batch::{BatchOptions, BatchProgress, BatchReport, Input, input_bytes};
 use crate::issues::{Problem, issue};
 use crate::spill::{Spill, SpillError, SpillRecords};
-use crate::{ImportOptions, ParsedFile, SheetReader, WorkerError, file_name_of, read_file, sha256_hex, store_files};
+use crate::{
+    FileReport, ImportOptions, ParsedFile, SheetReader, WorkerError, checks, file_name_of, read_file, sha256_hex,
+    write_checked_files,
+};
 
 /// Files stored per transaction: the commit, the statements and the ancestors' totals are
 /// paid once per group, and a file is reported stored only once its group committed.
@@ -152,18 +155,26 @@ async fn read_input(
 
 /// Stores the files group by group, in batch order, telling the progress of each once its
 /// group committed; after a database or spill failure the remaining files are `not_stored`.
-pub async fn store_all(store: &Store, pass: ReadPass, paths: Vec<String>, options: &BatchOptions) -> BatchReport {
+/// Up to [`Store::write_lanes`] groups are written at once, each after every earlier group it
+/// depends on ([`Storing::start`]).
+pub async fn store_all(
+    store: &Store,
+    pass: ReadPass,
+    paths: Vec<String>,
+    catalog: &Catalog,
+    options: &BatchOptions,
+) -> BatchReport {
     let lang = options.import.lang;
     let ReadPass { mut spilled, mut rejected, keys } = pass;
     let mut ambiguous = ambiguous_files(&keys, &paths);
     drop(keys);
-    let mut report = BatchReport::default();
+    let mut storing = Storing::new(store, catalog, options);
     let mut group = Vec::with_capacity(FILES_PER_COMMIT);
     // Each path is dropped as its file is reached: its report holds its own copy.
     for (index, path) in paths.into_iter().enumerate() {
         let mut file = match rejected.remove(&index) {
             Some(file) => file,
-            None if report.stopped.is_some() => ParsedFile::unread(path),
+            None if storing.report.stopped.is_some() => ParsedFile::unread(path),
             None => match spilled.next_file() {
                 Some(Ok(file)) => file,
                 failed => {
@@ -171,7 +182,7 @@ pub async fn store_all(store: &Store, pass: ReadPass, paths: Vec<String>, option
                         .and_then(Result::err)
                         .map_or_else(|| "the batch's spill file ended early".to_owned(), |error| error.to_string());
                     tracing::error!(%reason, "the batch stops: its spill file failed");
-                    report.stopped = Some(reason);
+                    storing.report.stopped = Some(reason);
                     ParsedFile::unread(path)
                 }
             },
@@ -182,31 +193,133 @@ pub async fn store_all(store: &Store, pass: ReadPass, paths: Vec<String>, option
         }
         group.push(file);
         if group.len() == FILES_PER_COMMIT {
-            store_group(store, std::mem::take(&mut group), options, &mut report).await;
+            storing.start(std::mem::take(&mut group)).await;
         }
     }
-    store_group(store, group, options, &mut report).await;
-    report
+    storing.start(group).await;
+    storing.finish().await
 }
 
-/// Stores one group (or, once the batch has stopped, reports it `not_stored`).
-async fn store_group(store: &Store, group: Vec<ParsedFile>, options: &BatchOptions, report: &mut BatchReport) {
-    if group.is_empty() {
-        return;
-    }
-    let reports = if report.stopped.is_some() {
-        group.into_iter().map(ParsedFile::not_stored).collect()
-    } else {
-        let (reports, failure) = store_files(store, group, &options.import).await;
-        if let Some(error) = failure {
-            tracing::error!(%error, "the batch stops: the database failed");
-            report.stopped = Some(error.to_string());
+/// The groups being stored, oldest first, and the report of the groups already stored.
+struct Storing<'a> {
+    store: &'a Store,
+    catalog: &'a Catalog,
+    options: &'a BatchOptions,
+    lanes: usize,
+    in_flight: VecDeque<GroupInFlight>,
+    report: BatchReport,
+}
+
+/// A group being stored by a task of its own.
+struct GroupInFlight {
+    /// The group's units and their parents: a later group with one of these units waits for
+    /// this one to commit, because its checks read its units' history and their children's
+    /// figures, and its writes its units' current figures.
+    reach: HashSet<UnitCode>,
+    /// The group's paths, for the reports of its files if its task is lost.
+    paths: Vec<String>,
+    task: JoinHandle<(Vec<FileReport>, Option<StoreError>)>,
+}
+
+impl<'a> Storing<'a> {
+    fn new(store: &'a Store, catalog: &'a Catalog, options: &'a BatchOptions) -> Self {
+        let lanes = store.write_lanes().max(1);
+        Storing {
+            store,
+            catalog,
+            options,
+            lanes,
+            in_flight: VecDeque::with_capacity(lanes),
+            report: BatchReport::default(),
         }
-        reports
-    };
-    for file_report in reports {
-        options.progress.finished(&file_report);
-        report.files.push(file_report);
+    }
+
+    /// Checks `group` and starts writing it, once a lane is free and every group in flight
+    /// that holds one of its units or a child of one has committed: its checks and writes
+    /// then read what those wrote, as they would after them in one lane. Checks run here, in
+    /// batch order, so a group's checks (a parent's reading its children's figures) are done
+    /// before any later group writes. Once the batch has stopped, the group is reported
+    /// `not_stored` (after the groups before it).
+    async fn start(&mut self, mut group: Vec<ParsedFile>) {
+        if group.is_empty() {
+            return;
+        }
+        let units: Vec<UnitCode> = group.iter().filter_map(ParsedFile::key).map(|(unit, _)| unit).collect();
+        while self.in_flight.len() >= self.lanes
+            || (self.report.stopped.is_some() && !self.in_flight.is_empty())
+            || self.in_flight.iter().any(|earlier| units.iter().any(|unit| earlier.reach.contains(unit)))
+        {
+            self.finish_oldest().await;
+        }
+        if self.report.stopped.is_some() {
+            let reports = group.into_iter().map(ParsedFile::not_stored).collect();
+            self.keep(reports);
+            return;
+        }
+        let data_issues = match checks::check_files(self.store, &mut group, self.options.import.lang).await {
+            Ok(data_issues) => data_issues,
+            Err(error) => {
+                tracing::error!(%error, "the batch stops: the database failed");
+                self.report.stopped = Some(error.to_string());
+                self.keep(group.into_iter().map(ParsedFile::not_stored).collect());
+                return;
+            }
+        };
+        let reach = units
+            .iter()
+            .flat_map(|unit| {
+                let parent = self.catalog.unit(unit).and_then(|def| def.parent.clone());
+                std::iter::once(unit.clone()).chain(parent)
+            })
+            .collect();
+        let paths = group.iter().map(|file| file.path.clone()).collect();
+        let (store, options) = (self.store.clone(), self.options.import.clone());
+        let task = tokio::spawn(async move { write_checked_files(&store, group, data_issues, &options).await });
+        self.in_flight.push_back(GroupInFlight { reach, paths, task });
+    }
+
+    /// Waits for the oldest group in flight and keeps its files' reports; a database failure
+    /// (or a lost task) stops the batch.
+    async fn finish_oldest(&mut self) {
+        let Some(GroupInFlight { paths, task, .. }) = self.in_flight.pop_front() else { return };
+        match task.await {
+            Ok((reports, failure)) => {
+                if let Some(error) = failure {
+                    tracing::error!(%error, "the batch stops: the database failed");
+                    self.report.stopped.get_or_insert_with(|| error.to_string());
+                }
+                self.keep(reports);
+            }
+            Err(error) => {
+                tracing::error!(%error, "the batch stops: a group's task failed");
+                self.report.stopped.get_or_insert_with(|| format!("a group's storing failed: {error}"));
+                self.keep(paths.into_iter().map(|path| ParsedFile::unread(path).not_stored()).collect());
+            }
+        }
+    }
+
+    /// Tells the progress of each file and adds it to the batch's report.
+    fn keep(&mut self, reports: Vec<FileReport>) {
+        for file_report in reports {
+            self.options.progress.finished(&file_report);
+            self.report.files.push(file_report);
+        }
+    }
+
+    /// Waits for every group in flight; the batch's report, in batch order.
+    async fn finish(mut self) -> BatchReport {
+        while !self.in_flight.is_empty() {
+            self.finish_oldest().await;
+        }
+        std::mem::take(&mut self.report)
+    }
+}
+
+impl Drop for Storing<'_> {
+    /// A batch dropped midway (a cancelled upload) abandons its groups in flight: each one's
+    /// transaction rolls back.
+    fn drop(&mut self) {
+        self.in_flight.iter().for_each(|group| group.task.abort());
     }
 }
 

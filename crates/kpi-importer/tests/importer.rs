@@ -742,6 +742,58 @@ async fn demo_data_imports_cleanly() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A batch spanning several groups ends as the same groups stored one after the other,
+/// though on PostgreSQL two groups are written at once (`Store::write_lanes`). The 13
+/// reporting units of the shipped catalog are siblings, and the demo data sorts by unit:
+/// with 40 years, each group holds five whole units and none waits for another; with 36,
+/// each group shares a unit with the one before and waits for it.
+#[tokio::test]
+async fn a_batch_stored_in_lanes_ends_as_its_groups_stored_one_after_the_other() {
+    lanes_end_as_groups_one_after_the_other(1982..=2021).await;
+    lanes_end_as_groups_one_after_the_other(1986..=2021).await;
+}
+
+/// Each file's outcome and warnings (outliers read the unit's history, which earlier groups
+/// wrote), and every unit's KPIs for every year, are the same as when each group of 200 files
+/// is a batch of its own, run after the one before.
+async fn lanes_end_as_groups_one_after_the_other(years: std::ops::RangeInclusive<i32>) {
+    let catalog = catalog();
+    let (_batch_db, batch_store) = store().await;
+    let (_groups_db, groups_store) = store().await;
+    let reader = reader().await;
+    let dir = kpi_store::test_support::temp_dir("lanes").unwrap();
+    let years: Vec<i32> = years.collect();
+    let written = write_demo_data(&catalog, &dir, &years).unwrap();
+    assert!(written.len() > 2 * 200, "the batch spans several groups: {}", written.len());
+
+    let catalog_arc = std::sync::Arc::new(catalog.clone());
+    let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
+    let report = run_batch(&batch_store, &reader, catalog_arc.clone(), inputs, &batch_options(false)).await;
+    assert_eq!(report.stopped, None);
+    let in_lanes: Vec<FileReport> = report.files.iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(in_lanes.len(), written.len());
+
+    let mut one_after_the_other = Vec::new();
+    let paths: Vec<PathBuf> = in_lanes.iter().map(|file| PathBuf::from(&file.path)).collect();
+    for group in paths.chunks(200) {
+        let inputs = collect_inputs(group).unwrap();
+        let report = run_batch(&groups_store, &reader, catalog_arc.clone(), inputs, &batch_options(false)).await;
+        assert_eq!(report.stopped, None);
+        one_after_the_other.extend(report.files.iter().map(Result::unwrap));
+    }
+    assert_eq!(in_lanes, one_after_the_other);
+
+    let units: Vec<UnitCode> = catalog.units.iter().map(|unit| unit.code.clone()).collect();
+    let indicators: Vec<IndicatorCode> = catalog.indicators.iter().map(|indicator| indicator.code.clone()).collect();
+    let periods: Vec<Period> = years.iter().map(|&year| Period::Year(year)).collect();
+    let lanes_kpis = batch_store.kpis_of_units(&units, &indicators, &periods).await.unwrap();
+    let groups_kpis = groups_store.kpis_of_units(&units, &indicators, &periods).await.unwrap();
+    assert_eq!(lanes_kpis.len(), units.len() * indicators.len() * periods.len());
+    assert!(lanes_kpis.iter().any(|kpi| kpi.figure.is_some()), "the demo data gives figures");
+    assert_eq!(lanes_kpis, groups_kpis);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 // ---------------------------------------------------------------------------------------
 // The shared sample reports.
 

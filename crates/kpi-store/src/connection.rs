@@ -93,6 +93,17 @@ impl Store {
         Ok(())
     }
 
+    /// How many write transactions are worth running at once. PostgreSQL runs each on a
+    /// backend process of its own, so a second transaction's statements use another core
+    /// while the first's run (writers of one unit still take turns on its row's lock); SQLite
+    /// has one writer, and a second transaction would only wait for it.
+    pub fn write_lanes(&self) -> usize {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => 2,
+            _ => 1,
+        }
+    }
+
     /// Which backend this store talks to, for logs.
     pub fn backend_name(&self) -> &'static str {
         match self.db.get_database_backend() {

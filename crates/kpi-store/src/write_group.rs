@@ -181,8 +181,12 @@ impl GroupState {
     }
 }
 
-/// `SELECT … FOR UPDATE` on the units, in id order so concurrent groups cannot deadlock: a
-/// unit's reports are written by one transaction at a time.
+/// `SELECT … FOR NO KEY UPDATE` on the units, in id order so concurrent groups cannot
+/// deadlock: a unit's reports are written by one transaction at a time. The lock is the
+/// weakest that writers of one unit still take in turn: `FOR UPDATE` also blocked the
+/// foreign-key checks of every other transaction adding totals or counts under the unit (a
+/// province's rows, say), so two groups, one holding a province's file and the other writing
+/// under it, deadlocked on the province's totals.
 async fn lock_units(txn: &DatabaseTransaction, unit_ids: &BTreeSet<i32>) -> Result<(), StoreError> {
     let mut query = Query::select();
     query
@@ -190,7 +194,7 @@ async fn lock_units(txn: &DatabaseTransaction, unit_ids: &BTreeSet<i32>) -> Resu
         .from(unit::Entity)
         .and_where(Expr::col(unit::Column::Id).is_in(unit_ids.iter().copied()))
         .order_by(unit::Column::Id, Order::Asc)
-        .lock(LockType::Update);
+        .lock(LockType::NoKeyUpdate);
     txn.query_all(&query).await?;
     Ok(())
 }
