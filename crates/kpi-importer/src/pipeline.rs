@@ -6,7 +6,8 @@
 //!    as it is (its errors belong to the batch's report anyway).
 //! 2. **Store**: with every file's unit and period known, files that share them are rejected
 //!    as ambiguous; the others are read back one at a time, as they were checked, and stored
-//!    in groups of [`FILES_PER_COMMIT`].
+//!    in groups of [`FILES_PER_COMMIT`], up to [`Store::write_lanes`] groups at once
+//!    ([`Storing`]).
 //!
 //! A dry run stores nothing and runs in one pass instead ([`crate::dry_run`]), on the same
 //! [`Reading`] and the same ambiguity rule ([`ambiguous_files`]).
@@ -261,6 +262,10 @@ impl<'a> Storing<'a> {
             Err(error) => {
                 tracing::error!(%error, "the batch stops: the database failed");
                 self.report.stopped = Some(error.to_string());
+                // The groups before this one are reported first.
+                while !self.in_flight.is_empty() {
+                    self.finish_oldest().await;
+                }
                 self.keep(group.into_iter().map(ParsedFile::not_stored).collect());
                 return;
             }
@@ -316,8 +321,8 @@ impl<'a> Storing<'a> {
 }
 
 impl Drop for Storing<'_> {
-    /// A batch dropped midway (a cancelled upload) abandons its groups in flight: each one's
-    /// transaction rolls back.
+    /// A batch dropped midway (its caller gave up on it) abandons its groups in flight: each
+    /// one's transaction rolls back.
     fn drop(&mut self) {
         self.in_flight.iter().for_each(|group| group.task.abort());
     }
