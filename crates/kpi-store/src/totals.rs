@@ -228,14 +228,22 @@ async fn apply_changes(conn: &impl ConnectionTrait, changes: &[Change]) -> Resul
     let (adds, sets): (Vec<&Change>, Vec<&Change>) =
         changes.iter().partition(|(.., change)| matches!(change, TotalsChange::Add { .. }));
     let backend = conn.get_database_backend();
+    // Each statement's text around its rows is written once for the whole apply.
+    let (add, set) = (totals_upsert(true), totals_upsert(false));
     let mut batches = statement_batches(&adds, UPSERT_BATCH)
-        .map(|batch| (batch, true))
-        .chain(statement_batches(&sets, UPSERT_BATCH).map(|batch| (batch, false)));
-    overlapped::execute_all(conn, || batches.next().map(|(batch, additive)| upsert(backend, batch, additive))).await
+        .map(|batch| (batch, &add))
+        .chain(statement_batches(&sets, UPSERT_BATCH).map(|batch| (batch, &set)));
+    overlapped::execute_all(conn, || batches.next().map(|(batch, upsert)| upsert_statement(upsert, backend, batch)))
+        .await
 }
 
-/// The upsert of a batch of changes: added to the rows (`additive`) or set.
-fn upsert(backend: DbBackend, batch: &[&Change], additive: bool) -> Statement {
+/// The upsert of a batch of changes with `upsert`'s text.
+fn upsert_statement(upsert: &RowsInsert<8>, backend: DbBackend, batch: &[&Change]) -> Statement {
+    upsert.statement(backend, batch.iter().map(|change| total_row(change)))
+}
+
+/// The upsert of changes into `kpi_totals`: added to the rows (`additive`) or set.
+fn totals_upsert(additive: bool) -> RowsInsert<8> {
     use kpi_total::Column as C;
     let columns: [&dyn Iden; 8] = [
         &C::UnitId,
@@ -261,8 +269,7 @@ fn upsert(backend: DbBackend, batch: &[&Change], additive: bool) -> Statement {
             .collect()
     };
     let tail = format!(" ON CONFLICT ({key}) DO UPDATE SET {}", updates.join(", "));
-    let insert = RowsInsert::new(&kpi_total::Entity, columns, tail);
-    insert.statement(backend, batch.iter().map(|change| total_row(change)))
+    RowsInsert::new(&kpi_total::Entity, columns, tail)
 }
 
 /// One row of `kpi_totals` for a change: the amounts to add, or the percent to set.
@@ -480,7 +487,7 @@ mod tests {
                 for count in 1..=changes.len() {
                     let batch = &changes[..count];
                     assert_eq!(
-                        upsert(backend, batch, additive),
+                        upsert_statement(&totals_upsert(additive), backend, batch),
                         upsert_by_sea_query(backend, batch, additive),
                         "{count} rows, additive {additive}"
                     );

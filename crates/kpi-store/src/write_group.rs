@@ -402,17 +402,23 @@ impl GroupPlan<'_> {
             rows.extend(write.values.iter().map(|(indicator_id, value)| (id, *indicator_id, *value)));
         }
         let backend = txn.get_database_backend();
+        // The statements' text around their rows is written once for the group.
+        let insert = values_insert();
         let mut batches = statement_batches(&rows, VALUES_PER_STATEMENT);
-        overlapped::execute_all(txn, || batches.next().map(|batch| values_insert(backend, batch))).await
+        overlapped::execute_all(txn, || batches.next().map(|batch| values_statement(&insert, backend, batch))).await
     }
 }
 
-/// The insert of a batch of (revision id, indicator id, value) rows.
-fn values_insert(backend: DbBackend, batch: &[(i32, i32, &NewValue)]) -> Statement {
+/// The insert into `report_values`.
+fn values_insert() -> RowsInsert<6> {
     use report_value::Column as C;
     let columns: [&dyn Iden; 6] =
         [&C::RevisionId, &C::IndicatorId, &C::Value, &C::Numerator, &C::Denominator, &C::Note];
-    let insert = RowsInsert::new(&report_value::Entity, columns, String::new());
+    RowsInsert::new(&report_value::Entity, columns, String::new())
+}
+
+/// The insert of a batch of (revision id, indicator id, value) rows with `insert`'s text.
+fn values_statement(insert: &RowsInsert<6>, backend: DbBackend, batch: &[(i32, i32, &NewValue)]) -> Statement {
     insert.statement(
         backend,
         batch.iter().map(|&(revision_id, indicator_id, value)| value_row(revision_id, indicator_id, value)),
@@ -489,7 +495,11 @@ mod tests {
         for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
             for count in 1..=rows.len() {
                 let batch = &rows[..count];
-                assert_eq!(values_insert(backend, batch), values_insert_by_sea_query(backend, batch), "{count} rows");
+                assert_eq!(
+                    values_statement(&values_insert(), backend, batch),
+                    values_insert_by_sea_query(backend, batch),
+                    "{count} rows"
+                );
             }
         }
         Ok(())
