@@ -6,7 +6,7 @@
 //!    as it is (its errors belong to the batch's report anyway).
 //! 2. **Store**: with every file's unit and period known, files that share them are rejected
 //!    as ambiguous; the others are read back one at a time, as they were checked, and stored
-//!    in groups of [`FILES_PER_COMMIT`], up to [`Store::write_lanes`] groups at once
+//!    in groups of [`BatchOptions::files_per_commit`], up to [`Store::write_lanes`] groups at once
 //!    ([`Storing`]).
 //!
 //! A dry run stores nothing and runs in one pass instead ([`crate::dry_run`]), on the same
@@ -27,9 +27,11 @@ use crate::{
     write_checked_files,
 };
 
-/// Files stored per transaction: the commit, the statements and the ancestors' totals are
-/// paid once per group, and a file is reported stored only once its group committed.
-pub(crate) const FILES_PER_COMMIT: usize = 200;
+/// Files stored per transaction by default: the commit, the statements and the ancestors'
+/// totals are paid once per group, and a file is reported stored only once its group
+/// committed. 500 rather than 200 took a tenth off the store pass of a national batch
+/// (fewer upserts of the shared ancestors' totals, fewer commits) for about 5 MiB more.
+pub const FILES_PER_COMMIT: usize = 500;
 
 /// Why the read pass stopped: the reader or the spill file failed, not a file.
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +172,8 @@ pub async fn store_all(
     let mut ambiguous = ambiguous_files(&keys, &paths);
     drop(keys);
     let mut storing = Storing::new(store, catalog, options);
-    let mut group = Vec::with_capacity(FILES_PER_COMMIT);
+    let group_size = options.files_per_commit.max(1);
+    let mut group = Vec::with_capacity(group_size);
     // Each path is dropped as its file is reached: its report holds its own copy.
     for (index, path) in paths.into_iter().enumerate() {
         let mut file = match rejected.remove(&index) {
@@ -193,7 +196,7 @@ pub async fn store_all(
             file.reject(issue(lang, &name, "", "", &problem));
         }
         group.push(file);
-        if group.len() == FILES_PER_COMMIT {
+        if group.len() == group_size {
             storing.start(std::mem::take(&mut group)).await;
         }
     }

@@ -458,7 +458,12 @@ async fn reader() -> SheetReader {
 }
 
 fn batch_options(dry_run: bool) -> BatchOptions {
-    BatchOptions { import: ImportOptions { dry_run, ..options() }, jobs: 2, progress: std::sync::Arc::new(Silent) }
+    BatchOptions {
+        import: ImportOptions { dry_run, ..options() },
+        jobs: 2,
+        progress: std::sync::Arc::new(Silent),
+        files_per_commit: 200,
+    }
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 //! for real, within limits, so a zip bomb is refused in a fraction of a second, and the
 //! counts calamine reserves memory for are bounded before it reads them. The inflated
 //! entries are then packed again without compression for calamine, so no entry is inflated
-//! twice (inflating was a fifth of calamine's own time on a typical report).
+//! twice (inflating was a fifth of calamine's own time on a typical report). Parts no cell
+//! value depends on (the package's properties, its content types, the theme) are left out
+//! unread.
 
 use std::borrow::Cow;
 use std::io::{Cursor, Read, Write};
@@ -68,6 +70,17 @@ fn part_name(name: &str) -> &str {
 /// no leading `/`, lowercase (parts are matched case-insensitively, as calamine matches them).
 fn normalized(name: &str) -> String {
     name.replace('\\', "/").trim_start_matches('/').to_ascii_lowercase()
+}
+
+/// Whether no cell value depends on the part: the package's document properties (`docProps/`,
+/// which calamine reads only when asked for them), its content types (never read), and the
+/// theme (calamine resolves only colours from it, and falls back to the default theme when it
+/// is missing). They are left out, neither inflated nor handed on: on a typical report, four of
+/// ten entries and two fifths of the inflated bytes, and a bomb there costs nothing.
+fn not_needed(name: &str) -> bool {
+    let part = normalized(name);
+    let in_folder = |folder: &str| part.rsplit('/').nth(1) == Some(folder);
+    part.starts_with("docprops/") || part == "[content_types].xml" || in_folder("theme")
 }
 
 /// The target of the package's `officeDocument` relationship (the workbook part), if the
@@ -172,6 +185,9 @@ fn sniff_zip(bytes: &[u8]) -> Result<Sniffed<'_>, Problem> {
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(|e| not_a_workbook(format!("broken zip entry: {e}")))?;
         let name = entry.name().map_err(|e| not_a_workbook(format!("broken zip entry name: {e}")))?.into_owned();
+        if not_needed(&name) {
+            continue;
+        }
         let declared = entry.size();
         let compressed = entry.compressed_size().max(1);
         if declared > MAX_UNPACKED_BYTES || total.saturating_add(declared) > MAX_UNPACKED_BYTES {
@@ -256,6 +272,13 @@ mod tests {
         writer.write_all(b"<workbook/>")?;
         writer.start_file("xl/worksheets/sheet1.xml", deflated)?;
         writer.write_all(sheet.as_bytes())?;
+        // Parts no cell value depends on, one of them a bomb: left out, not inflated.
+        writer.start_file("docProps/core.xml", deflated)?;
+        writer.write_all(&vec![b' '; 2 * 1024 * 1024])?;
+        writer.start_file("[Content_Types].xml", deflated)?;
+        writer.write_all(b"<Types/>")?;
+        writer.start_file("xl\\theme\\theme1.xml", deflated)?;
+        writer.write_all(b"<a:theme/>")?;
         let original = writer.finish()?.into_inner();
 
         let sniffed = sniff(&original).map_err(|problem| problem.code())?;
