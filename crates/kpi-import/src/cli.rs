@@ -10,7 +10,7 @@ use kpi_store::{Store, StoreError};
 
 use kpi_importer::batch::{BatchError, BatchOptions, collect_inputs, run_batch, write_json};
 use kpi_importer::template::{TemplateError, template, write_demo_data};
-use kpi_importer::{FILES_PER_COMMIT, ImportOptions, IsolationConfig, Lang, SheetReader, WorkerCommand, WorkerError};
+use kpi_importer::{ImportOptions, IsolationConfig, Lang, SheetReader, WorkerCommand, WorkerError};
 
 use crate::cycle::{self, ApprovalCommand, OverdueArgs};
 use crate::progress::Terminal;
@@ -169,7 +169,6 @@ impl Cli {
                         std::io::stderr().is_terminal(),
                         self.lang,
                     )),
-                    files_per_commit: FILES_PER_COMMIT,
                 };
                 let report = run_batch(&store, &reader, catalog, inputs, &options).await;
                 say(&format!("\n{}", render_summary(&report, self.lang)));

@@ -288,8 +288,6 @@ pub struct BatchOptions {
     pub import: ImportOptions,
     pub jobs: usize,
     pub progress: Arc<dyn BatchProgress>,
-    /// Files stored per transaction; [`crate::FILES_PER_COMMIT`] unless a test wants more groups.
-    pub files_per_commit: usize,
 }
 
 /// Runs a whole batch: read every file (on the parse workers, in parallel), reject files that

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::batch::{BatchOptions, BatchReport, Input};
 use crate::file_reports::FileReports;
 use crate::issues::{Issue, issue};
-use crate::pipeline::{ReadPassError, Reading, ambiguous_files};
+use crate::pipeline::{FILES_PER_COMMIT, ReadPassError, Reading, ambiguous_files};
 use crate::{FileReport, ImportOptions, ParsedFile, SheetReader, Status, file_name_of, store_files};
 
 /// Groups a dry run predicts at once while the workers read on: one predicting while the
@@ -34,7 +34,7 @@ pub async fn predict_all(
 ) -> Result<BatchReport, ReadPassError> {
     let mut keys = Vec::with_capacity(inputs.len());
     let mut reading = Reading::new(reader, inputs, catalog, &options.import, options.jobs);
-    let mut predictions = Predictions::new(store, &options.import, options.files_per_commit.max(1));
+    let mut predictions = Predictions::new(store, &options.import);
     let mut rejected = HashMap::new();
     while let Some(outcome) = reading.next().await {
         let parsed = outcome?;
@@ -57,8 +57,6 @@ pub async fn predict_all(
 struct Predictions {
     store: Store,
     options: ImportOptions,
-    /// Files per predicted group, as the import would commit them.
-    group_size: usize,
     group: Vec<ParsedFile>,
     running: Running,
     reports: FileReports,
@@ -80,12 +78,11 @@ struct Predicted {
 }
 
 impl Predictions {
-    fn new(store: &Store, options: &ImportOptions, group_size: usize) -> Self {
+    fn new(store: &Store, options: &ImportOptions) -> Self {
         Predictions {
             store: store.clone(),
             options: options.clone(),
-            group_size,
-            group: Vec::with_capacity(group_size),
+            group: Vec::with_capacity(FILES_PER_COMMIT),
             running: Running(VecDeque::with_capacity(GROUPS_PREDICTED_AT_ONCE + 1)),
             reports: FileReports::new(),
             read_warnings: Vec::new(),
@@ -98,7 +95,7 @@ impl Predictions {
     async fn push(&mut self, file: ParsedFile) {
         self.read_warnings.push(file.result.as_ref().map_or(0, |report| report.warnings.len()));
         self.group.push(file);
-        if self.group.len() == self.group_size {
+        if self.group.len() == FILES_PER_COMMIT {
             self.start_group().await;
         }
     }
@@ -107,7 +104,7 @@ impl Predictions {
     /// [`GROUPS_PREDICTED_AT_ONCE`] are running. Once the batch has stopped, its files are
     /// `not_stored` without asking the database.
     async fn start_group(&mut self) {
-        let group = std::mem::replace(&mut self.group, Vec::with_capacity(self.group_size));
+        let group = std::mem::replace(&mut self.group, Vec::with_capacity(FILES_PER_COMMIT));
         if self.stopped.is_some() {
             self.running.0.push_back(tokio::spawn(std::future::ready((
                 group.into_iter().map(ParsedFile::not_stored).collect(),

@@ -41,7 +41,6 @@ use sha2::{Digest, Sha256};
 
 pub use isolation::{IsolationConfig, SheetReader, WorkerCommand, WorkerError};
 pub use issues::{Issue, Lang};
-pub use pipeline::FILES_PER_COMMIT;
 pub use report::{Overrides, ParsedReport, Rejected, parse_sheets, parse_workbook};
 
 /// Why an import could not run: the database or the workbook reader failed, not the file.

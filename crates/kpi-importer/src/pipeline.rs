@@ -6,7 +6,7 @@
 //!    as it is (its errors belong to the batch's report anyway).
 //! 2. **Store**: with every file's unit and period known, files that share them are rejected
 //!    as ambiguous; the others are read back one at a time, as they were checked, and stored
-//!    in groups of [`BatchOptions::files_per_commit`], up to [`Store::write_lanes`] groups at once
+//!    in groups of [`FILES_PER_COMMIT`], up to [`Store::write_lanes`] groups at once
 //!    ([`Storing`]).
 //!
 //! A dry run stores nothing and runs in one pass instead ([`crate::dry_run`]), on the same
@@ -27,11 +27,11 @@ use crate::{
     write_checked_files,
 };
 
-/// Files stored per transaction by default: the commit, the statements and the ancestors'
-/// totals are paid once per group, and a file is reported stored only once its group
-/// committed. 500 rather than 200 took a tenth off the store pass of a national batch
-/// (fewer upserts of the shared ancestors' totals, fewer commits) for about 5 MiB more.
-pub const FILES_PER_COMMIT: usize = 500;
+/// Files stored per transaction: the commit, the statements and the ancestors' totals are
+/// paid once per group, and a file is reported stored only once its group committed. Groups
+/// of 500 took a tenth off a national batch's store pass, but raised the peak of the 10-year
+/// batch from 81 to 132 MiB, past #8's 100.
+pub(crate) const FILES_PER_COMMIT: usize = 200;
 
 /// Why the read pass stopped: the reader or the spill file failed, not a file.
 #[derive(Debug, thiserror::Error)]
@@ -172,8 +172,7 @@ pub async fn store_all(
     let mut ambiguous = ambiguous_files(&keys, &paths);
     drop(keys);
     let mut storing = Storing::new(store, catalog, options);
-    let group_size = options.files_per_commit.max(1);
-    let mut group = Vec::with_capacity(group_size);
+    let mut group = Vec::with_capacity(FILES_PER_COMMIT);
     // Each path is dropped as its file is reached: its report holds its own copy.
     for (index, path) in paths.into_iter().enumerate() {
         let mut file = match rejected.remove(&index) {
@@ -196,7 +195,7 @@ pub async fn store_all(
             file.reject(issue(lang, &name, "", "", &problem));
         }
         group.push(file);
-        if group.len() == group_size {
+        if group.len() == FILES_PER_COMMIT {
             storing.start(std::mem::take(&mut group)).await;
         }
     }

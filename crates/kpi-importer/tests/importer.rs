@@ -458,12 +458,7 @@ async fn reader() -> SheetReader {
 }
 
 fn batch_options(dry_run: bool) -> BatchOptions {
-    BatchOptions {
-        import: ImportOptions { dry_run, ..options() },
-        jobs: 2,
-        progress: std::sync::Arc::new(Silent),
-        files_per_commit: 200,
-    }
+    BatchOptions { import: ImportOptions { dry_run, ..options() }, jobs: 2, progress: std::sync::Arc::new(Silent) }
 }
 
 #[tokio::test]

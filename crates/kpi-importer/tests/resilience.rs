@@ -106,7 +106,7 @@ async fn hostile_files_in_a_batch_leave_the_good_ones_accepted() {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
     let inputs = collect_inputs(std::slice::from_ref(&dir)).unwrap();
-    let batch = BatchOptions { import: options(), jobs: 2, progress: Arc::new(Silent), files_per_commit: 200 };
+    let batch = BatchOptions { import: options(), jobs: 2, progress: Arc::new(Silent) };
     let report = run_batch(&store, &reader, Arc::new(catalog.clone()), inputs, &batch).await;
     assert_eq!(report.stopped, None);
     for file in report.files.iter() {
