@@ -75,8 +75,9 @@ fn normalized(name: &str) -> String {
 /// Whether no cell value depends on the part: the package's document properties (`docProps/`,
 /// which calamine reads only when asked for them), its content types (never read), and the
 /// theme (`theme/theme1.xml` beside the workbook part: calamine resolves only colours from
-/// it, and falls back to the default theme when it is missing). They are left out, neither inflated nor handed on: on a typical report, four of
-/// ten entries and two fifths of the inflated bytes, and a bomb there costs nothing.
+/// it, and falls back to the default theme when it is missing). They are left out, neither
+/// inflated nor handed on: on a typical report, four of ten entries and two fifths of the
+/// inflated bytes, and a bomb there costs nothing.
 fn not_needed(name: &str) -> bool {
     let part = normalized(name);
     let theme = part == "theme/theme1.xml" || part.ends_with("/theme/theme1.xml");
