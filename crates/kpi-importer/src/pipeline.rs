@@ -265,9 +265,7 @@ impl<'a> Storing<'a> {
                 tracing::error!(%error, "the batch stops: the database failed");
                 self.report.stopped = Some(error.to_string());
                 // The groups before this one are reported first.
-                while !self.in_flight.is_empty() {
-                    self.finish_oldest().await;
-                }
+                self.finish_all().await;
                 self.keep(group.into_iter().map(ParsedFile::not_stored).collect());
                 return;
             }
@@ -313,11 +311,16 @@ impl<'a> Storing<'a> {
         }
     }
 
-    /// Waits for every group in flight; the batch's report, in batch order.
-    async fn finish(mut self) -> BatchReport {
+    /// Waits for every group in flight, oldest first, keeping their reports.
+    async fn finish_all(&mut self) {
         while !self.in_flight.is_empty() {
             self.finish_oldest().await;
         }
+    }
+
+    /// Waits for every group in flight; the batch's report, in batch order.
+    async fn finish(mut self) -> BatchReport {
+        self.finish_all().await;
         std::mem::take(&mut self.report)
     }
 }
